@@ -6,6 +6,12 @@
 - :mod:`.datasets`: ``WN18IMG``, ``FB15k237IMG``, ``WN18IMGMini`` (bundled) and ``ShapesKG`` (synthetic)
 """
 
+# PyKEEN loads this package's datasets through its ``pykeen.datasets`` entry points while
+# ``pykeen/datasets/__init__.py`` runs. Import that package *before* any module of ours, so that it
+# never starts while ``.datasets`` is half-imported (class-resolver would log "could not load" and
+# silently miss the datasets). When PyKEEN itself is importing us, this line is a no-op.
+import pykeen.datasets  # noqa: F401  isort: skip
+
 from .datasets import FB15k237IMG, MissingDataError, MultimodalDataset, ShapesKG, WN18IMG, WN18IMGMini, data_root
 from .images import ImageError, ImageLayout, PixelCache, image_processor_for, load_rgb
 from .multimodal import MultimodalTriplesFactory
