@@ -154,6 +154,10 @@ def test_lookup_equals_the_processor_output(tmp_path):
         return_tensors="np",
     )["pixel_values"]
     torch.testing.assert_close(pixel_values[1][0, 1], torch.as_tensor(reference_64[0]), atol=1e-5, rtol=0)
+    # normalised in float32, then cast
+    half, _ = cache.lookup(torch.tensor([0, 1]), dtype=torch.bfloat16)
+    assert half[0].dtype == torch.bfloat16
+    torch.testing.assert_close(half[0].float(), pixel_values[0], atol=2e-2, rtol=1e-2)
 
 
 def test_second_construction_decodes_nothing(tmp_path, processor, monkeypatch):

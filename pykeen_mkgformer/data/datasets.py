@@ -177,7 +177,7 @@ class MultimodalDataset(LazyDataset):
 
     def __init__(self, *, create_inverse_triples: bool = False, **kwargs: Any) -> None:
         """Find the files (raising :class:`MissingDataError` when absent); loading happens on first use."""
-        self.create_inverse_triples_ = create_inverse_triples
+        self._create_inverse_triples = create_inverse_triples
         self.files = self._files(**kwargs)
         self.metadata = dict(
             dataset_kwargs=dict(kwargs, create_inverse_triples=create_inverse_triples),
@@ -189,7 +189,7 @@ class MultimodalDataset(LazyDataset):
 
     def _load(self) -> None:
         self._training, self._validation, self._testing = load_multimodal_splits(
-            self.files, create_inverse_triples=self.create_inverse_triples_
+            self.files, create_inverse_triples=self._create_inverse_triples
         )
 
     def _load_validation(self) -> None:
