@@ -137,3 +137,12 @@ def test_plain_binary_is_refused(tmp_path):
     path = TriplesFactory.from_labeled_triples(TRIPLES).to_path_binary(tmp_path / "plain")
     with pytest.raises(FileNotFoundError, match="multimodal.json.gz"):
         MultimodalTriplesFactory.from_path_binary(path)
+
+
+def test_from_triples_factory_copies_attributes_by_label(factory):
+    relabelled = TriplesFactory.from_labeled_triples(TRIPLES[[2, 3]])  # 00000030, 00000040, 00000050 get ids 0-2
+    copied = MultimodalTriplesFactory.from_triples_factory(relabelled, attributes_from=factory)
+    assert copied.entity_to_id == relabelled.entity_to_id != factory.entity_to_id
+    expected = {k: v for k, v in attributes_by_label(factory).items() if k in relabelled.entity_to_id}
+    assert attributes_by_label(copied) == expected
+    assert copied.relation_texts == ["part_of"]

@@ -94,3 +94,13 @@ def test_image_size_is_configurable(tmp_path):
     assert Image.open(path).size == (16, 16)
     with pytest.raises(ValueError, match="num_entities=2"):
         ShapesKG(cache_root=tmp_path, num_entities=2)
+
+
+def test_pykeen_dataset_operations_keep_the_attributes(shapes):
+    for derived in (shapes.remix(random_state=0), shapes.restrict(relations={"same_colour_as", "larger_than"})):
+        for tf in (derived.training, derived.validation, derived.testing):
+            assert len(tf.entity_images) == tf.num_entities
+            for label, i in tf.entity_to_id.items():
+                assert tf.entity_images[i] == shapes.training.entity_images[shapes.training.entity_to_id[label]]
+    restricted = shapes.restrict(relations={"same_colour_as", "larger_than"})
+    assert restricted.training.relation_texts == ["larger than", "same colour as"]

@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
 import torch
-from pykeen.datasets.base import Dataset, LazyDataset
+from pykeen.datasets.base import Dataset, EagerDataset, LazyDataset
 
 from .multimodal import MultimodalTriplesFactory
 from .readers import MultimodalFiles, load_multimodal_splits
@@ -198,6 +198,19 @@ class MultimodalDataset(LazyDataset):
 
     def __repr__(self) -> str:  # noqa: D105
         return f"{self.__class__.__name__}(training={self.files.training})"
+
+    def restrict(self, *args: Any, **kwargs: Any) -> Dataset:
+        """PyKEEN's :meth:`pykeen.datasets.Dataset.restrict`, keeping the multimodal attributes."""
+        restricted = super().restrict(*args, **kwargs)
+        if restricted is self:
+            return self
+        source = self.training
+        return EagerDataset(
+            training=MultimodalTriplesFactory.from_triples_factory(restricted.training, attributes_from=source),
+            testing=MultimodalTriplesFactory.from_triples_factory(restricted.testing, attributes_from=source),
+            validation=MultimodalTriplesFactory.from_triples_factory(restricted.validation, attributes_from=source),
+            metadata=restricted.metadata,
+        )
 
     @classmethod
     def from_directory_binary(cls, path: str | pathlib.Path) -> Dataset:

@@ -171,6 +171,30 @@ class MultimodalTriplesFactory(TriplesFactory):
         )
 
     @classmethod
+    def from_triples_factory(
+        cls, factory: TriplesFactory, *, attributes_from: MultimodalTriplesFactory
+    ) -> MultimodalTriplesFactory:
+        """Give a labelled factory the attributes that ``attributes_from`` has for the same labels.
+
+        For PyKEEN operations that return a plain :class:`pykeen.triples.TriplesFactory` with a new
+        labelling (e.g. :meth:`pykeen.datasets.Dataset.restrict`).
+        """
+        entities, relations = attributes_from.entity_to_id, attributes_from.relation_to_id
+        entity_labels = [factory.entity_id_to_label[i] for i in range(factory.num_entities)]
+        relation_labels = [factory.relation_id_to_label[i] for i in range(factory.real_num_relations)]
+        return cls(
+            mapped_triples=factory.mapped_triples,
+            entity_to_id=factory.entity_to_id,
+            relation_to_id=factory.relation_to_id,
+            create_inverse_triples=factory.create_inverse_triples,
+            metadata=factory.metadata,
+            entity_names=[attributes_from.entity_names[entities[label]] for label in entity_labels],
+            entity_descriptions=[attributes_from.entity_descriptions[entities[label]] for label in entity_labels],
+            entity_images=[attributes_from.entity_images[entities[label]] for label in entity_labels],
+            relation_texts=[attributes_from.relation_texts[relations[label]] for label in relation_labels],
+        )
+
+    @classmethod
     def from_path(
         cls,
         path: str | pathlib.Path | TextIO,
@@ -181,6 +205,8 @@ class MultimodalTriplesFactory(TriplesFactory):
 
         load_triples_kwargs = kwargs.pop("load_triples_kwargs", None) or {}
         triples = load_triples(path, **load_triples_kwargs)
+        if isinstance(path, str | pathlib.Path):
+            kwargs["metadata"] = {"path": pathlib.Path(path), **(kwargs.get("metadata") or {})}
         return cls.from_labeled_triples(triples=triples, **kwargs)
 
     def _multimodal_state(self) -> dict[str, Any]:
