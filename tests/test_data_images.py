@@ -254,3 +254,21 @@ def test_lookup_feeds_the_hybrid_encoder(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert not torch.allclose(out.text_last_hidden_state[0], out.text_last_hidden_state[2])
+
+
+def test_pickling_sends_the_folder_not_the_pixels(tmp_path):
+    import pickle
+
+    paths = [write_image(tmp_path / f"{k}.png", colour=(50 * k, 60, 70), size=(300, 300)) for k in range(4)]
+    cache = PixelCache(
+        [paths[:2], paths[2:]],
+        processor=CLIPImageProcessorPil(),
+        layout=ImageLayout.single(224, count=2),
+        cache_dir=tmp_path / "c",
+        progress=False,
+    )
+    payload = pickle.dumps(cache)
+    assert len(payload) < 4 * 3 * 224 * 224 // 10  # far less than the pixels themselves
+    copy = pickle.loads(payload)
+    for a, b in zip(cache.lookup(torch.arange(2))[0], copy.lookup(torch.arange(2))[0], strict=True):
+        torch.testing.assert_close(a, b)

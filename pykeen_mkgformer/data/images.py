@@ -130,9 +130,12 @@ def load_rgb(path: str | pathlib.Path) -> Image.Image:
 
 def _file_digest(path: pathlib.Path) -> str:
     """SHA-256 of a file's bytes, or a marker naming the path when it cannot be read."""
+    digest = hashlib.sha256()
     try:
         with path.open("rb") as file:
-            return hashlib.file_digest(file, "sha256").hexdigest()
+            while chunk := file.read(1 << 20):
+                digest.update(chunk)
+        return digest.hexdigest()
     except OSError:
         return f"unreadable:{path}"
 
@@ -371,6 +374,10 @@ class PixelCache:
             warnings.warn(f"image skipped: {reason}", stacklevel=3)
         if self.skipped:
             logger.warning("%d image files were skipped (see PixelCache.skipped)", len(self.skipped))
+        self._map(meta)
+
+    def _map(self, meta: dict[str, Any]) -> None:
+        """Open the index and the memory maps."""
         self._index = [torch.as_tensor(np.load(self.path.joinpath(f"index_{g}.npy"))) for g in range(len(self.layout.groups))]
         self._pixels = [
             np.memmap(self.path.joinpath(f"pixels_{g}.u8"), dtype=np.uint8, mode="r", shape=(rows, 3, side, side))
@@ -378,6 +385,14 @@ class PixelCache:
             else None
             for g, (rows, (_, side)) in enumerate(zip(meta["num_rows"], self.layout.groups, strict=True))
         ]
+
+    def __getstate__(self) -> dict[str, Any]:
+        # DataLoader workers started with "spawn" pickle the cache: send the folder, not the pixels
+        return {k: v for k, v in self.__dict__.items() if k not in {"_index", "_pixels"}}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._map(json.loads(self.path.joinpath("meta.json").read_text(encoding="utf-8")))
 
     # lookup ------------------------------------------------------------------------------------
 
