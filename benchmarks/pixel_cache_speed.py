@@ -53,11 +53,15 @@ def main() -> None:
             torch.cuda.synchronize()
         lookup = time.perf_counter() - start
 
-    print(f"build (decode + resize, official layout 1@224+3@128+3@64): {num_images} images in {build:.1f} s "  # noqa: T201
-          f"= {num_images / build:.0f} images/s")
+    print(
+        f"build (decode + resize, official layout 1@224+3@128+3@64): {num_images} images in {build:.1f} s "  # noqa: T201
+        f"= {num_images / build:.0f} images/s"
+    )
     print(f"reopen (hash {len({p for ps in training.entity_images for p in ps})} files, no decoding): {reopen:.2f} s")  # noqa: T201
-    print(f"lookup to {args.device}, batch {args.batch_size} imaged entities: "  # noqa: T201
-          f"{args.batch_size * args.batches / lookup:.0f} samples/s")
+    print(
+        f"lookup to {args.device}, batch {args.batch_size} imaged entities: "  # noqa: T201
+        f"{args.batch_size * args.batches / lookup:.0f} samples/s"
+    )
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import textwrap
 
 import pytest
 
-from pykeen_mkgformer.data import FB15k237IMG, MissingDataError, MultimodalTriplesFactory, WN18IMG, WN18IMGMini
+from pykeen_mkgformer.data import WN18IMG, FB15k237IMG, MissingDataError, MultimodalTriplesFactory, WN18IMGMini
 from pykeen_mkgformer.data.readers import read_text_table, read_triples
 
 
@@ -52,7 +52,9 @@ def test_wn18img_counts(wn18img, shared_data):
     shark = training.entity_to_id["01484850"]
     assert training.entity_names[shark] == "white shark"
     assert training.entity_descriptions[shark].startswith("white shark, large aggressive shark")
-    assert training.entity_images[shark] == (str(shared_data.resolve() / "wn18_images/n01484850/n01484850_great_white_shark.JPEG"),)
+    assert training.entity_images[shark] == (
+        str(shared_data.resolve() / "wn18_images/n01484850/n01484850_great_white_shark.JPEG"),
+    )
     assert training.relation_texts[training.relation_to_id["_hypernym"]] == "hypernym"
 
 
@@ -85,7 +87,11 @@ def write_mkgformer_release(root, long_texts=True):
     """A tiny copy of MKGformer's data release layout."""
     folder = root / "FB15k-237"
     folder.mkdir(parents=True)
-    rows = {"train": ["/m/a\t/r/x\t/m/b", "/m/b\t/r/y\t/m/c"], "dev": ["/m/a\t/r/y\t/m/c"], "test": ["/m/c\t/r/x\t/m/d"]}
+    rows = {
+        "train": ["/m/a\t/r/x\t/m/b", "/m/b\t/r/y\t/m/c"],
+        "dev": ["/m/a\t/r/y\t/m/c"],
+        "test": ["/m/c\t/r/x\t/m/d"],
+    }
     for name, lines in rows.items():
         (folder / f"{name}.tsv").write_text("\n".join(lines) + "\n")
     (folder / "entity2text.txt").write_text("/m/a\tAlpha\n/m/b\tBeta\n/m/c\tGamma\n/m/d\tDelta\n/m/z\tUnused\n")

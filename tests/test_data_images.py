@@ -130,7 +130,9 @@ def test_bad_files_are_skipped_with_one_warning_each(tmp_path, processor):
     pixel_values, image_mask = cache.lookup(torch.arange(3))
     assert image_mask[0].tolist() == [[True] + [False] * 5, [True, True] + [False] * 4, [False] * 6]
     # the good files moved up into the first slots: item 0's slot 0 is good[0], item 1's slot 1 is good[2]
-    reference = PixelCache([good], processor=processor, layout=ImageLayout.single(32, count=3), cache_dir=tmp_path / "c")
+    reference = PixelCache(
+        [good], processor=processor, layout=ImageLayout.single(32, count=3), cache_dir=tmp_path / "c"
+    )
     expected = reference.lookup(torch.tensor([0]))[0][0][0]
     torch.testing.assert_close(pixel_values[0][0, 0], expected[0])
     torch.testing.assert_close(pixel_values[0][1, :2], expected[1:])
@@ -138,7 +140,9 @@ def test_bad_files_are_skipped_with_one_warning_each(tmp_path, processor):
 
 
 def test_lookup_equals_the_processor_output(tmp_path):
-    paths = [write_image(tmp_path / f"{k}.jpg", colour=(30 * k, 200 - 20 * k, 90), size=(50 + 7 * k, 40)) for k in range(4)]
+    paths = [
+        write_image(tmp_path / f"{k}.jpg", colour=(30 * k, 200 - 20 * k, 90), size=(50 + 7 * k, 40)) for k in range(4)
+    ]
     clip = CLIPImageProcessorPil()  # 224 px, CLIP mean/std
     layout = ImageLayout(groups=((1, 224), (2, 64)))
     cache = PixelCache([paths[:3], paths[3:]], processor=clip, layout=layout, cache_dir=tmp_path / "c", progress=False)
@@ -170,11 +174,15 @@ def test_second_construction_decodes_nothing(tmp_path, processor, monkeypatch):
     monkeypatch.setattr(Image, "open", lambda *a, **k: opened.append(a) or original_open(*a, **k))
 
     layout = ImageLayout.single(32, count=2)
-    first = PixelCache([paths[:2], paths[2:]], processor=processor, layout=layout, cache_dir=tmp_path / "c", progress=False)
+    first = PixelCache(
+        [paths[:2], paths[2:]], processor=processor, layout=layout, cache_dir=tmp_path / "c", progress=False
+    )
     assert len(decoded) == 3
     decoded.clear()
     opened.clear()
-    second = PixelCache([paths[:2], paths[2:]], processor=processor, layout=layout, cache_dir=tmp_path / "c", progress=False)
+    second = PixelCache(
+        [paths[:2], paths[2:]], processor=processor, layout=layout, cache_dir=tmp_path / "c", progress=False
+    )
     assert decoded == [] and opened == []
     assert second.path == first.path
     for a, b in zip(first.lookup(torch.arange(2))[0], second.lookup(torch.arange(2))[0], strict=True):
@@ -182,12 +190,18 @@ def test_second_construction_decodes_nothing(tmp_path, processor, monkeypatch):
 
     # other pixels (same file name), other processor settings or another layout: a new entry
     write_image(paths[2], colour=(0, 0, 250))
-    third = PixelCache([paths[:2], paths[2:]], processor=processor, layout=layout, cache_dir=tmp_path / "c", progress=False)
+    third = PixelCache(
+        [paths[:2], paths[2:]], processor=processor, layout=layout, cache_dir=tmp_path / "c", progress=False
+    )
     assert third.path != first.path and len(decoded) == 3
     vit = ViTImageProcessorPil(size={"height": 32, "width": 32})
-    assert PixelCache([paths], processor=vit, layout=layout, cache_dir=tmp_path / "c", progress=False).path != third.path
     assert (
-        PixelCache([paths], processor=processor, layout=ImageLayout.single(16, 2), cache_dir=tmp_path / "c", progress=False).path
+        PixelCache([paths], processor=vit, layout=layout, cache_dir=tmp_path / "c", progress=False).path != third.path
+    )
+    assert (
+        PixelCache(
+            [paths], processor=processor, layout=ImageLayout.single(16, 2), cache_dir=tmp_path / "c", progress=False
+        ).path
         != third.path
     )
 
@@ -196,7 +210,9 @@ def test_images_beyond_the_layout_are_capped(tmp_path, processor, caplog):
     paths = [write_image(tmp_path / f"{k}.png", colour=(25 * k, 0, 0), size=(16, 16)) for k in range(9)]
     layout = ImageLayout(groups=((1, 32), (3, 16), (3, 8)))
     with caplog.at_level("INFO"):
-        cache = PixelCache([paths, paths[:2]], processor=processor, layout=layout, cache_dir=tmp_path / "c", progress=False)
+        cache = PixelCache(
+            [paths, paths[:2]], processor=processor, layout=layout, cache_dir=tmp_path / "c", progress=False
+        )
     assert "2 images beyond the layout's 7 per item" in caplog.text
     assert cache.num_images(0) == 7 and cache.num_images(1) == 2
     _, mask = cache.lookup(torch.tensor([1]))

@@ -42,9 +42,7 @@ def test_triples_follow_the_attributes(shapes):
     attributes = read_attributes(folder)
     assert len(attributes) == 48 and len(set(attributes.values())) == 48  # every combination once
     factories = [shapes.training, shapes.validation, shapes.testing]
-    labelled = {
-        tuple(map(str, row)) for tf in factories for row in tf.label_triples(tf.mapped_triples)
-    }
+    labelled = {tuple(map(str, row)) for tf in factories for row in tf.label_triples(tf.mapped_triples)}
     rank = {name: i for i, name in enumerate(SIZES)}
     for h, r, t in labelled:
         (hc, hs, hz), (tc, ts, tz) = attributes[h], attributes[t]
@@ -74,7 +72,7 @@ def test_images_show_the_attributes(shapes):
     attributes = read_attributes(shapes.files.training.parent)
     training = shapes.training
     areas = {}
-    for label, (colour, shape, size) in attributes.items():
+    for label, (colour, _shape, size) in attributes.items():
         paths = training.entity_images[training.entity_to_id[label]]
         assert len(paths) == 2
         for path in paths:

@@ -217,9 +217,7 @@ class MultimodalDataset(LazyDataset):
         """Load PyKEEN's binary copy, or rebuild it when its source changed or an image is gone."""
         path = pathlib.Path(path)
         metadata_path = path.joinpath(cls.metadata_file_name)
-        metadata: Mapping[str, Any] = (
-            torch.load(metadata_path, weights_only=False) if metadata_path.is_file() else {}
-        )
+        metadata: Mapping[str, Any] = torch.load(metadata_path, weights_only=False) if metadata_path.is_file() else {}
         kwargs = metadata.get("dataset_kwargs")
         if kwargs is None:
             return super().from_directory_binary(path)
@@ -227,9 +225,7 @@ class MultimodalDataset(LazyDataset):
         stale = fresh.metadata["source"] != metadata.get("source")
         if not stale:
             loaded = super().from_directory_binary(path)
-            stale = not all(
-                pathlib.Path(p).is_file() for paths in loaded.training.entity_images for p in paths
-            )
+            stale = not all(pathlib.Path(p).is_file() for paths in loaded.training.entity_images for p in paths)
             if not stale:
                 return loaded
         logger.info("the cached copy at %s is out of date; rebuilding it", path)
@@ -295,9 +291,7 @@ class WN18IMGMini(MultimodalDataset):
     Without them the entities have no images and models run text-only.
     """
 
-    def __init__(
-        self, image_root: str | pathlib.Path | None = None, *, create_inverse_triples: bool = False
-    ) -> None:
+    def __init__(self, image_root: str | pathlib.Path | None = None, *, create_inverse_triples: bool = False) -> None:
         """Find the bundled files.
 
         :param image_root: the folder holding ``n<offset>/`` image folders
@@ -380,9 +374,7 @@ class ShapesKG(MultimodalDataset):
 
             cache_root = str(pystow.join("pykeen", "datasets", "shapeskg"))
         name = "-".join(f"{key}={value}" for key, value in sorted(settings.items()))
-        folder = generate_shapes_kg(
-            pathlib.Path(cache_root).joinpath(f"v{SHAPES_FORMAT_VERSION}-{name}"), **settings
-        )
+        folder = generate_shapes_kg(pathlib.Path(cache_root).joinpath(f"v{SHAPES_FORMAT_VERSION}-{name}"), **settings)
         return MultimodalFiles(
             training=folder.joinpath("train.tsv"),
             validation=folder.joinpath("valid.tsv"),

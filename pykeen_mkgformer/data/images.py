@@ -1,15 +1,16 @@
 """Entity images: decoding (Pillow), preprocessing (transformers image processors), an on-disk cache.
 
-Every image is decoded and resized once; the resized pixels are stored as ``uint8`` in memory-mapped
-``.npy`` files, keyed by the image files' SHA-256, the processor's settings and the layout. A lookup
-only gathers rows from those files and normalises them the way the processor does,
+Every image is decoded and resized once; the resized pixels ``u`` are stored as ``uint8`` in
+memory-mapped files (one per resolution), keyed by the image files' SHA-256, the processor's settings
+and the layout. A lookup only gathers rows from those files and normalises them the way the
+processor does,
 
 .. math::
 
     x = \\frac{u \\cdot \\text{rescale\\_factor} - \\mu}{\\sigma}
 
-so a second epoch (or a second run) decodes nothing, and storing ``uint8`` loses nothing (Pillow
-resizes in 8 bits).
+so a second epoch (or a second run) decodes nothing, and storing ``uint8`` loses nothing (the
+Pillow-backed processors resize in 8 bits; float-valued resizes would be rounded).
 """
 
 from __future__ import annotations
@@ -320,7 +321,9 @@ class PixelCache:
             row_of: dict[tuple[pathlib.Path, int], int] = {}  # (file, group) -> row, files shared by items
             failed: dict[pathlib.Path, str] = {}
             total = sum(map(len, paths))
-            with tqdm(total=total, desc="preprocessing images", unit="image", disable=not self.progress or not total) as bar:
+            with tqdm(
+                total=total, desc="preprocessing images", unit="image", disable=not self.progress or not total
+            ) as bar:
                 for i, item in enumerate(paths):
                     filled = 0  # slots are filled in order; a skipped file leaves its slot to the next
                     for path in item:
@@ -378,7 +381,9 @@ class PixelCache:
 
     def _map(self, meta: dict[str, Any]) -> None:
         """Open the index and the memory maps."""
-        self._index = [torch.as_tensor(np.load(self.path.joinpath(f"index_{g}.npy"))) for g in range(len(self.layout.groups))]
+        self._index = [
+            torch.as_tensor(np.load(self.path.joinpath(f"index_{g}.npy"))) for g in range(len(self.layout.groups))
+        ]
         self._pixels = [
             np.memmap(self.path.joinpath(f"pixels_{g}.u8"), dtype=np.uint8, mode="r", shape=(rows, 3, side, side))
             if rows

@@ -16,7 +16,6 @@ from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from typing import Any, ClassVar, TextIO
 
 import pandas
-
 from pykeen.triples import TriplesFactory
 from pykeen.triples.triples_factory import TripleCondenser
 from pykeen.typing import LabeledTriples, MappedTriples
@@ -291,9 +290,7 @@ class MultimodalTriplesFactory(TriplesFactory):
         # PyKEEN reads the label columns with type inference, which turns labels such as WordNet's
         # "00001740" into integers; read them again as strings
         for name in (cls.file_name_entity_to_id, cls.file_name_relation_to_id):
-            df = pandas.read_csv(
-                path.joinpath(f"{name}.tsv.gz"), sep="\t", dtype={"label": str}, keep_default_na=False
-            )
+            df = pandas.read_csv(path.joinpath(f"{name}.tsv.gz"), sep="\t", dtype={"label": str}, keep_default_na=False)
             data[name] = dict(zip(df["label"], df["id"].astype(int), strict=True))
         file_path = path.joinpath(cls.file_name_multimodal)
         if not file_path.is_file():

@@ -154,7 +154,11 @@ def load_multimodal_splits(
     entity_images = None
     if files.image_root is not None:
         by_folder = list_entity_images(files.image_root)
-        entity_images = {label: by_folder[files.image_folder(label)] for label in entity_to_id if files.image_folder(label) in by_folder}
+        entity_images = {
+            label: by_folder[files.image_folder(label)]
+            for label in entity_to_id
+            if files.image_folder(label) in by_folder
+        }
         unmatched = len(by_folder) - len(entity_images)
         if unmatched:
             logger.info("%s: %d image folders belong to no entity of this graph", files.image_root, unmatched)
@@ -172,7 +176,10 @@ def load_multimodal_splits(
     )
     validation, testing = (
         training.clone_and_exchange_triples(
-            training.map_triples(triples), create_inverse_triples=False, extra_metadata={"path": path}, keep_metadata=False
+            training.map_triples(triples),
+            create_inverse_triples=False,
+            extra_metadata={"path": path},
+            keep_metadata=False,
         )
         for triples, path in zip(splits[1:], (files.validation, files.testing), strict=True)
     )
