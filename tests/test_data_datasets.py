@@ -123,6 +123,15 @@ def test_mkgformer_release_layout(tmp_path, point_at_split_folder):
     assert training.relation_texts == ["ex", "why"]
 
 
+def test_duplicate_triples_are_counted_once_and_logged(tmp_path, caplog):
+    folder = write_mkgformer_release(tmp_path)
+    with (folder / "train.tsv").open("a") as file:
+        file.write("/m/a\t/r/x\t/m/b\n")
+    with caplog.at_level("WARNING"):
+        assert FB15k237IMG(path=tmp_path).training.num_triples == 2
+    assert f"{folder / 'train.tsv'}: 1 duplicate triples counted once" in caplog.text
+
+
 def test_missing_files_error_lists_every_expected_file(tmp_path, monkeypatch):
     monkeypatch.delenv("PYKEEN_MKGFORMER_DATA", raising=False)
     (tmp_path / "wn18").mkdir()
@@ -145,9 +154,17 @@ def test_missing_files_error_lists_every_expected_file(tmp_path, monkeypatch):
 
 def test_malformed_lines_name_file_and_line(tmp_path):
     bad = tmp_path / "train.tsv"
-    bad.write_text("a\tr\tb\n\nc\tr\n")
-    with pytest.raises(ValueError, match=rf"{bad}, line 3: expected 'head<TAB>relation<TAB>tail'"):
-        read_triples(bad)
+    for content, line in (
+        ("a\tr\tb\n\nc\tr\n", 3),  # a field missing
+        ("a\tr\tb\nc\tr\td\te\n", 2),  # one too many
+        ("a\tr\tb\nc\t \td\n", 2),  # a blank field
+    ):
+        bad.write_text(content)
+        with pytest.raises(ValueError, match=rf"{bad}, line {line}: expected 'head<TAB>relation<TAB>tail'"):
+            read_triples(bad)
+    good = tmp_path / "good.tsv"
+    good.write_text("a\tr\tb\n \t\t \n\nNA\tr\tnull\n")  # blank lines are skipped; "NA" is a label
+    assert read_triples(good).tolist() == [["a", "r", "b"], ["NA", "r", "null"]]
     texts = tmp_path / "entity2text.tsv"
     texts.write_text("a\tfirst\nno tab here\n")
     with pytest.raises(ValueError, match=rf"{texts}, line 2"):
