@@ -102,3 +102,39 @@ def test_pykeen_dataset_operations_keep_the_attributes(shapes):
                 assert tf.entity_images[i] == shapes.training.entity_images[shapes.training.entity_to_id[label]]
     restricted = shapes.restrict(relations={"same_colour_as", "larger_than"})
     assert restricted.training.relation_texts == ["larger than", "same colour as"]
+
+
+def test_test_answers_follow_from_the_head_images_alone(shapes, tmp_path):
+    """Read colour and size off the cached pixels: they give exactly the true tails of every test query."""
+    import torch
+    from transformers import ViTImageProcessorPil
+
+    from pykeen_mkgformer.data import ImageLayout, PixelCache
+
+    training, testing = shapes.training, shapes.testing
+    cache = PixelCache(
+        training.entity_images,
+        processor=ViTImageProcessorPil(size={"height": 32, "width": 32}, do_normalize=False),
+        layout=ImageLayout.single(32),
+        cache_dir=tmp_path,
+        progress=False,
+    )
+    pixels = cache.lookup(torch.arange(training.num_entities))[0][0][:, 0] * 255  # (E, 3, 32, 32)
+    drawn = (pixels < 250).any(dim=1)  # (E, 32, 32)
+    mean_colour = (pixels * drawn[:, None]).sum(dim=(2, 3)) / drawn.sum(dim=(1, 2))[:, None]
+    palette = torch.tensor(list(COLOURS.values()), dtype=torch.float)
+    colour = torch.cdist(mean_colour, palette).argmin(dim=1)
+    extent = torch.maximum(drawn.any(dim=1).sum(dim=1), drawn.any(dim=2).sum(dim=1))  # bounding box side
+
+    relations = training.relation_to_id
+    train_entities = training.mapped_triples[:, [0, 2]].unique().tolist()
+    for h in testing.mapped_triples[:, 0].unique().tolist():
+        for name, predicate in (
+            ("same_colour_as", lambda t: colour[t] == colour[h]),
+            ("larger_than", lambda t: extent[h] > 1.3 * extent[t]),
+        ):
+            true = testing.mapped_triples[
+                (testing.mapped_triples[:, 0] == h) & (testing.mapped_triples[:, 1] == relations[name]), 2
+            ]
+            predicted = {t for t in train_entities if predicate(t)}
+            assert predicted == set(true.tolist()), (name, h)
