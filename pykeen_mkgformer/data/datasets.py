@@ -165,6 +165,11 @@ def _freebase_image_folder(label: str) -> str:
     return label.lstrip("/").replace("/", ".")
 
 
+def _shapes_name(text: str) -> str:
+    """``object number 17`` -> ``object 17``."""
+    return text.replace("object number", "object")
+
+
 class MultimodalDataset(LazyDataset):
     """A lazily loaded dataset whose three factories are :class:`MultimodalTriplesFactory` sharing ids.
 
@@ -382,5 +387,5 @@ class ShapesKG(MultimodalDataset):
             entity_texts=folder.joinpath("entity2text.tsv"),
             relation_texts=folder.joinpath("relation2text.tsv"),
             image_root=folder.joinpath("images"),
-            name_from_text=lambda text: text.replace("object number", "object"),
+            name_from_text=_shapes_name,
         )
