@@ -308,10 +308,10 @@ class WN18IMGMini(MultimodalDataset):
 
     def _files(self, image_root: str | None) -> MultimodalFiles:
         if image_root is None and os.environ.get(ENV_DATA):
-            for name in ("wn18_images", "wn18-images"):
-                if data_root().joinpath(name).is_dir():
-                    image_root = str(data_root().joinpath(name))
-                    break
+            candidates = [data_root().joinpath(name) for name in ("wn18_images", "wn18-images")]
+            image_root = next((str(folder) for folder in candidates if folder.is_dir()), None)
+            if image_root is None:
+                logger.warning("no image folder at %s: entities have no images", " or ".join(map(str, candidates)))
         folder = RESOURCES.joinpath("wn18imgmini")
         return _locate(
             folder,
