@@ -1,8 +1,9 @@
 """Multimodal PyKEEN datasets: WN18IMG, FB15k237IMG, the bundled WN18IMGMini and the synthetic ShapesKG.
 
 This module is PyKEEN's ``pykeen.datasets`` entry point: PyKEEN loads it while
-``pykeen/datasets/__init__.py`` is still running, so it must import neither ``pykeen.datasets`` nor
-``pykeen.models`` (only ``pykeen.datasets.base`` and the triples factory).
+``pykeen/datasets/__init__.py`` is still running, so its imports must not take names from
+``pykeen.datasets`` (``from pykeen.datasets import X``) nor import ``pykeen.models``; it uses only
+``pykeen.datasets.base`` and the triples factory (see also ``pykeen_mkgformer/data/__init__.py``).
 
 Where the benchmark files are found (first match):
 
@@ -142,7 +143,7 @@ def _standard_layouts(
         ("this package's layout", root.joinpath(ours), our_roles, root.joinpath(f"{ours}_images")),
         ("MKGformer's release layout", root.joinpath(theirs), their_roles, root.joinpath(their_images)),
     ]
-    if root.joinpath("dev.tsv").is_file():  # path= names the split folder itself
+    if _find(root, "dev.tsv"):  # path= names the split folder itself
         images = root.joinpath(their_images)
         if not images.is_dir():
             images = root.parent.joinpath(their_images)
