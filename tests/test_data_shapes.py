@@ -138,3 +138,24 @@ def test_test_answers_follow_from_the_head_images_alone(shapes, tmp_path):
             ]
             predicted = {t for t in train_entities if predicate(t)}
             assert predicted == set(true.tolist()), (name, h)
+
+
+def test_plain_pykeen_pipeline_runs_on_the_datasets(tmp_path):
+    from pykeen.pipeline import pipeline
+
+    from pykeen_mkgformer.data import WN18IMGMini
+
+    for dataset, loop in (
+        (ShapesKG(cache_root=tmp_path, create_inverse_triples=True), "lcwa"),
+        (WN18IMGMini(), "slcwa"),
+    ):
+        result = pipeline(
+            dataset=dataset,
+            model="TransE",
+            model_kwargs=dict(embedding_dim=8),
+            training_loop=loop,
+            training_kwargs=dict(num_epochs=1, batch_size=256, use_tqdm=False),
+            evaluation_kwargs=dict(use_tqdm=False, batch_size=512),
+            random_seed=0,
+        )
+        assert 0 < result.metric_results.get_metric("mean_reciprocal_rank") <= 1
