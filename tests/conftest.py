@@ -1,4 +1,4 @@
-"""Shared fixtures: the benchmark data folder (../shared/data), skipped with a reason when absent."""
+"""Shared fixtures: the benchmark data folder and tiny Hugging Face configs."""
 
 from __future__ import annotations
 
@@ -7,15 +7,24 @@ from pathlib import Path
 
 import pytest
 
-REPOSITORY = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def find_shared_data() -> Path | None:
+    """``$PYKEEN_MKGFORMER_DATA``, else ``<repo root>/../shared/data``; None when neither exists."""
+    candidates = [os.environ.get("PYKEEN_MKGFORMER_DATA"), REPO_ROOT.parent / "shared" / "data"]
+    for candidate in candidates:
+        if candidate and Path(candidate).is_dir():
+            return Path(candidate)
+    return None
 
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """``$PYKEEN_MKGFORMER_DATA`` or ``<repo>/../shared/data``; skip when absent, fail when ``CI=true``."""
-    path = Path(os.environ.get("PYKEEN_MKGFORMER_DATA", REPOSITORY.parent / "shared" / "data"))
-    if not path.is_dir():
-        message = f"benchmark data not found at {path} (set PYKEEN_MKGFORMER_DATA)"
+    """The read-only benchmark data; skipped when absent, except under CI where that is a failure."""
+    path = find_shared_data()
+    if path is None:
+        message = "benchmark data not found: set PYKEEN_MKGFORMER_DATA or place it at ../shared/data"
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(message)
         pytest.skip(message)
