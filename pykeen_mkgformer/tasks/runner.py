@@ -19,6 +19,7 @@ from typing import Any, Sequence
 
 import torch
 from torch.utils.data import DataLoader
+from transformers import PreTrainedTokenizerBase
 
 from .encoders import load_encoder
 from .images import InstanceImages
@@ -27,7 +28,7 @@ from .sampling import sample_fraction, sample_shots
 from .task import SPLITS, Task, TaskModel
 from .training import FineTuner, TrainingSettings, length_bucketed_batches, predict
 
-__all__ = ["RunOptions", "run_task"]
+__all__ = ["RunOptions", "PreparedData", "run_task", "read_splits"]
 
 logger = logging.getLogger(__name__)
 
@@ -65,63 +66,104 @@ class RunOptions:
         return {key: str(value) for key, value in asdict(self).items() if key not in ignored}
 
 
-def run_task(task_class: type[Task], options: RunOptions) -> dict[str, Any]:
-    """Fine-tune and evaluate ``task_class`` on ``options.data``; returns what metrics.json holds."""
+def read_splits(task: Task, options: RunOptions) -> dict[str, list]:
+    """Train, dev and test instances, cut to ``--limit``, the training split sampled for low resource."""
     if options.train_fraction is not None and options.shots is not None:
         raise ValueError("Give at most one of --train-fraction and --shots.")
-    output = Path(options.output)
-    output.mkdir(parents=True, exist_ok=True)
-    device = torch.device(options.device)
-    torch.manual_seed(options.seed)
-
-    bad_lines = BadLines(skip=options.skip_bad_lines)
-    task = task_class(Path(options.data), bad_lines=bad_lines)
     splits = {split: task.read(split) for split in SPLITS}
-    read_counts = {split: len(instances) for split, instances in splits.items()}
     if options.limit is not None:
         splits = {split: instances[: options.limit] for split, instances in splits.items()}
     if options.train_fraction is not None:
         splits["train"] = sample_fraction(splits["train"], options.train_fraction, seed=options.seed)
     elif options.shots is not None:
         splits["train"] = sample_shots(splits["train"], options.shots, task.classes, seed=options.seed)
+    return splits
 
+
+class PreparedData:
+    """The splits as features and images, batched by length."""
+
+    def __init__(
+        self,
+        task: Task,
+        splits: dict[str, list],
+        tokenizer: PreTrainedTokenizerBase,
+        images: InstanceImages,
+        *,
+        max_length: int,
+        batch_size: int,
+        progress: bool = True,
+    ):
+        self.task, self.splits, self.tokenizer, self.images = task, splits, tokenizer, images
+        self.batch_size, self.progress = batch_size, progress
+        self.features = {
+            split: [task.features(instance, tokenizer, max_length) for instance in instances]
+            for split, instances in splits.items()
+        }
+        self.pixels = {
+            split: images.prepare([task.image_name(instance) for instance in instances], progress=progress)
+            for split, instances in splits.items()
+        }
+
+    def _batches(self, split: str, generator: torch.Generator | None) -> list[list[int]]:
+        lengths = [len(feature["input_ids"]) for feature in self.features[split]]
+        return length_bucketed_batches(lengths, self.batch_size, generator)
+
+    def loader(self, split: str, generator: torch.Generator | None = None) -> DataLoader:
+        """Batches of the split: shuffled with ``generator``, else sorted by length."""
+        return DataLoader(
+            list(zip(self.features[split], self.pixels[split])),
+            batch_sampler=self._batches(split, generator),
+            collate_fn=self._collate,
+        )
+
+    def _collate(self, rows: Sequence[tuple[dict, tuple]]) -> dict[str, Any]:
+        return {
+            **self.task.collate([features for features, _ in rows], self.tokenizer.pad_token_id),
+            "images": self.images.batch([pixels for _, pixels in rows]),
+        }
+
+    def predict(self, model: TaskModel, split: str, device: torch.device) -> list:
+        """The model's predictions, in the split's order."""
+        order = [index for batch in self._batches(split, None) for index in batch]
+        predicted = predict(model, self.loader(split), device, progress=self.progress, desc=split)
+        result: list = [None] * len(order)
+        for index, prediction in zip(order, predicted):
+            result[index] = prediction
+        return result
+
+    def summary(self) -> dict[str, Any]:
+        """Instances, truncations and images per split."""
+        return {
+            "instances": {split: len(instances) for split, instances in self.splits.items()},
+            "truncated": {
+                split: sum(bool(feature.get("truncated")) for feature in features) for split, features in self.features.items()
+            },
+            "images": {split: self.images.summary(items) for split, items in self.pixels.items()},
+        }
+
+
+def run_task(task_class: type[Task], options: RunOptions) -> dict[str, Any]:
+    """Fine-tune and evaluate ``task_class`` on ``options.data``; returns what metrics.json holds."""
+    output = Path(options.output)
+    output.mkdir(parents=True, exist_ok=True)
+    device = torch.device(options.device)
+    bad_lines = BadLines(skip=options.skip_bad_lines)
+    task = task_class(Path(options.data), bad_lines=bad_lines)
+    splits = read_splits(task, options)
+
+    torch.manual_seed(options.seed)  # the random vision tower and fusion weights
     bundle = load_encoder(options.text_encoder, options.vision_encoder, fusion_layers=options.fusion_layers)
-    tokenizer = bundle.tokenizer
-    task.setup(tokenizer, bundle.encoder, splits["train"])
+    task.setup(bundle.tokenizer, bundle.encoder, splits["train"])
     images = InstanceImages(
         Path(options.images) if options.images is not None else Path(options.data) / "images",
         bundle.image_processor,
         crops_folder=Path(options.crops) if options.crops is not None else None,
     )
-    features = {
-        split: [task.features(instance, tokenizer, options.max_length) for instance in instances]
-        for split, instances in splits.items()
-    }
-    pixels = {
-        split: images.prepare([task.image_name(instance) for instance in instances], progress=options.progress)
-        for split, instances in splits.items()
-    }
-
-    def loader(split: str, generator: torch.Generator | None = None) -> DataLoader:
-        rows = list(zip(features[split], pixels[split]))
-        lengths = [len(row["input_ids"]) for row in features[split]]
-        return DataLoader(
-            rows,
-            batch_sampler=length_bucketed_batches(lengths, options.batch_size, generator),
-            collate_fn=lambda batch: {
-                **task.collate([row for row, _ in batch], tokenizer.pad_token_id),
-                "images": images.batch([item for _, item in batch]),
-            },
-        )
-
-    def predictions(trained: TaskModel, split: str) -> list:
-        """Predictions in the split's order (the loader batches by length)."""
-        order = [index for batch in length_bucketed_batches([len(r["input_ids"]) for r in features[split]], options.batch_size) for index in batch]
-        predicted = predict(trained, loader(split), device, progress=options.progress, desc=split)
-        result: list = [None] * len(order)
-        for index, prediction in zip(order, predicted):
-            result[index] = prediction
-        return result
+    data = PreparedData(
+        task, splits, bundle.tokenizer, images,
+        max_length=options.max_length, batch_size=options.batch_size, progress=options.progress,
+    )
 
     torch.manual_seed(options.seed)
     model = task.build_model(bundle.encoder)
@@ -130,28 +172,25 @@ def run_task(task_class: type[Task], options: RunOptions) -> dict[str, Any]:
     )
     tuner = FineTuner(model, settings, output, signature=options.signature(), device=device, progress=options.progress)
     training = tuner.fit(
-        lambda generator: loader("train", generator),
-        lambda trained: task.score(splits["dev"], predictions(trained, "dev")),
+        lambda generator: data.loader("train", generator),
+        lambda trained: task.score(splits["dev"], data.predict(trained, "dev", device)),
     )
 
-    test_predictions = predictions(model, "test")
-    test = task.score(splits["test"], test_predictions)
+    predictions = data.predict(model, "test", device)
+    test = task.score(splits["test"], predictions)
     metrics = {
         "task": task.name,
         **{key: test[key] for key in ("precision", "recall", "f1")},
         "test": test,
         **training,
-        "instances": {split: len(instances) for split, instances in splits.items()},
-        "instances_read": read_counts,
-        "truncated": {split: sum(bool(f.get("truncated")) for f in rows) for split, rows in features.items()},
-        "images": {split: images.summary(items) for split, items in pixels.items()},
+        **data.summary(),
         "bad_lines": bad_lines.summary(),
         "encoder": bundle.description,
         "settings": {**options.signature(), "device": options.device},
     }
-    _write_outputs(output, metrics, [task.prediction_record(i, p) for i, p in zip(splits["test"], test_predictions)])
+    _write_outputs(output, metrics, [task.prediction_record(i, p) for i, p in zip(splits["test"], predictions)])
     model.save(output / "model")
-    tokenizer.save_pretrained(output / "model" / "tokenizer")
+    bundle.tokenizer.save_pretrained(output / "model" / "tokenizer")
     (output / "model" / "task.json").write_text(json.dumps(task.describe(), indent=2), encoding="utf-8")
     return metrics
 
