@@ -27,7 +27,7 @@ def test_images_missing_and_unreadable_run_text_only(shared_data, tmp_path, tiny
     assert [main is None for main, _ in items] == [False, True, True, True]
     summary = images.summary(items)
     assert summary["with_image"] == 1 and summary["text_only"] == 3 and summary["crops"] == 1
-    assert summary["missing_files"] == 1 and summary["unreadable_files"] == [str(folder / "broken.jpg")]
+    assert images.file_summary() == {"missing": 1, "unreadable": [str(folder / "broken.jpg")]}
     (pixels, crops), (mask, crop_mask) = images.batch(items)
     assert pixels.shape == (4, 1, 3, 32, 32) and crops.shape == (4, 2, 3, 32, 32)
     assert mask[:, 0].tolist() == [True, False, False, False]
@@ -66,3 +66,18 @@ def test_shots_give_k_per_class():
     assert chosen == sample_shots(items, 4, lambda item: {item[0]}, seed=0)
     with pytest.raises(ValueError):
         sample_shots(items, 0, lambda item: {item[0]}, seed=0)
+
+
+def test_vision_checkpoint_folder_loads_weights_and_processor(tmp_path, tiny_text):  # noqa: F811
+    """A ViT/CLIP folder (weights + image processor) is loaded as is, not re-initialised."""
+    from transformers import CLIPImageProcessorPil, CLIPVisionModel
+
+    torch.manual_seed(1)
+    vision = CLIPVisionModel(tiny_vision_config())
+    vision.save_pretrained(tmp_path / "vision")
+    CLIPImageProcessorPil(size={"shortest_edge": 48}, crop_size={"height": 48, "width": 48}).save_pretrained(tmp_path / "vision")
+    bundle = load_encoder(tiny_text, tmp_path / "vision", fusion_layers=1)
+    assert bundle.description["vision_weights"] == "pretrained"
+    assert bundle.image_processor.crop_size["height"] == 48
+    loaded = bundle.encoder.vision_model.embeddings.patch_embedding.weight
+    assert torch.equal(loaded, vision.embeddings.patch_embedding.weight)

@@ -6,7 +6,7 @@
   and its entity-level metrics (seqeval)
 """
 
-from .data import TWITTER_SPLIT_FILES, Sentence, WordAlignment, align_words, read_conll
+from .data import TWITTER_SPLIT_FILES, Sentence, WordAlignment, align_words, read_conll, read_conll_folder
 from .model import CRFTagger
 from .train import NamedEntityRecognition, entity_scores
 
@@ -19,4 +19,5 @@ __all__ = [
     "align_words",
     "entity_scores",
     "read_conll",
+    "read_conll_folder",
 ]

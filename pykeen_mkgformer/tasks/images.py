@@ -129,13 +129,15 @@ class InstanceImages:
         return [main_pixels, crop_pixels], [main_mask, crop_mask]
 
     def summary(self, items: Sequence[tuple[torch.Tensor | None, list[torch.Tensor]]]) -> dict:
-        """JSON-ready counts: instances with / without a main image, crops, missing and unreadable files."""
+        """JSON-ready counts for one split: instances with / without a main image, crops."""
         with_image = sum(main is not None for main, _ in items)
         return {
             "instances": len(items),
             "with_image": with_image,
             "text_only": len(items) - with_image,
             "crops": sum(len(crops) for _, crops in items),
-            "missing_files": len(self.missing),
-            "unreadable_files": [path for path, _ in self.unreadable],
         }
+
+    def file_summary(self) -> dict:
+        """JSON-ready: how many distinct image files were missing, and which could not be decoded."""
+        return {"missing": len(self.missing), "unreadable": [path for path, _ in self.unreadable]}

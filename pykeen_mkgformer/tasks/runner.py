@@ -140,6 +140,7 @@ class PreparedData:
                 split: sum(bool(feature.get("truncated")) for feature in features) for split, features in self.features.items()
             },
             "images": {split: self.images.summary(items) for split, items in self.pixels.items()},
+            "image_files": self.images.file_summary(),
         }
 
 
