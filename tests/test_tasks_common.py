@@ -81,3 +81,20 @@ def test_vision_checkpoint_folder_loads_weights_and_processor(tmp_path, tiny_tex
     assert bundle.image_processor.crop_size["height"] == 48
     loaded = bundle.encoder.vision_model.embeddings.patch_embedding.weight
     assert torch.equal(loaded, vision.embeddings.patch_embedding.weight)
+
+
+def test_length_buckets_cover_every_instance_once():
+    from pykeen_mkgformer.tasks.training import length_bucketed_batches
+
+    lengths = [(7 * index) % 23 + 1 for index in range(103)]
+    shuffled = length_bucketed_batches(lengths, 8, torch.Generator().manual_seed(0), bucket_batches=4)
+    assert sorted(index for batch in shuffled for index in batch) == list(range(103))
+    assert all(len(batch) <= 8 for batch in shuffled)
+    assert shuffled == length_bucketed_batches(lengths, 8, torch.Generator().manual_seed(0), bucket_batches=4)
+    assert shuffled != length_bucketed_batches(lengths, 8, torch.Generator().manual_seed(1), bucket_batches=4)
+    # within a window the batches are sorted by length, so a batch spans few lengths
+    spread = sum(max(lengths[i] for i in batch) - min(lengths[i] for i in batch) for batch in shuffled) / len(shuffled)
+    assert spread < 8
+    ordered = length_bucketed_batches(lengths, 8)
+    flat = [index for batch in ordered for index in batch]
+    assert [lengths[index] for index in flat] == sorted(lengths)
