@@ -12,7 +12,7 @@ each benchmark, evaluates on the full test split, and writes per task::
 
     python benchmarks/run_re_ner_minilm.py --task ner
     python benchmarks/run_re_ner_minilm.py --task re
-    python benchmarks/run_re_ner_minilm.py --report
+    python benchmarks/run_re_ner_minilm.py --report [OUTPUT ...]
 """
 
 from __future__ import annotations
@@ -91,28 +91,33 @@ def run(task: str, data_root: Path, output: Path, overrides: dict) -> None:
     print(json.dumps(record, indent=2))
 
 
-def report(output: Path) -> str:
-    """The Markdown section for RESULTS.md."""
+def report(outputs: list[Path]) -> str:
+    """The Markdown section for RESULTS.md, one row per run found in the output folders."""
     lines = ["## Relation extraction and NER", ""]
-    records = {task: json.loads((output / task / "benchmark.json").read_text()) for task in ("re", "ner") if (output / task / "benchmark.json").is_file()}
+    records = [
+        json.loads((output / task / "benchmark.json").read_text())
+        for task in ("re", "ner")
+        for output in outputs
+        if (output / task / "benchmark.json").is_file()
+    ]
     lines += [
         "| benchmark | text encoder | test P | test R | test F1 | goal F1 | published BERT-base (text only) | epochs | wall time |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for task, record in records.items():
-        name, baseline, published, goal = BASELINES[task]
+    for record in records:
+        name, baseline, published, goal = BASELINES[record["task"]]
         options = record["options"]
         lines.append(
             f"| {name} | MiniLM-L6 | {100 * record['precision']:.2f} | {100 * record['recall']:.2f} | "
             f"{100 * record['f1']:.2f} | ≥ {goal} | {baseline} {published} | {options['epochs']} | "
             f"{record['wall_seconds'] / 60:.1f} min |"
         )
-    for task, record in records.items():
-        lines += ["", f"- `{task}`: `{record['command']}` ({record['date']}, {record['machine']['cpu']}, "
+    for record in records:
+        lines += ["", f"- `{record['task']}`: `{record['command']}` ({record['date']}, {record['machine']['cpu']}, "
                   f"{record['machine']['cores']} cores, torch threads {record['machine']['torch_threads']}); options "
                   + ", ".join(f"{k}={v}" for k, v in record["options"].items() if k in ("epochs", "batch_size", "lr", "head_lr", "max_length", "vision_encoder", "seed"))]
     if records:
-        versions = next(iter(records.values()))["versions"]
+        versions = records[0]["versions"]
         lines += ["", "Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items())]
     return "\n".join(lines)
 
@@ -124,10 +129,11 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=HERE / "output" / "re_ner_minilm")
     parser.add_argument("--epochs", type=int, default=None, help="override the recorded setting")
     parser.add_argument("--train-fraction", type=float, default=None, help="override: train on a fraction")
-    parser.add_argument("--report", action="store_true", help="print the RESULTS.md section")
+    parser.add_argument("--report", type=Path, nargs="*", default=None, metavar="OUTPUT",
+                        help="print the RESULTS.md section for these output folders (default: --output)")
     args = parser.parse_args()
-    if args.report:
-        print(report(args.output))
+    if args.report is not None:
+        print(report(args.report or [args.output]))
         return
     if args.task is None:
         parser.error("give --task re or --task ner (or --report)")
