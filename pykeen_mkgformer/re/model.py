@@ -1,0 +1,69 @@
+r"""Relation extraction head: entity markers around head and tail, their states -> a classifier.
+
+The sentence is encoded with the markers ``<s> head </s>`` and ``<o> tail </o>`` around the two
+mentions; with :math:`h_s` and :math:`h_o` the last text states at ``<s>`` and ``<o>``,
+
+.. math::
+
+    p(r \mid x) = \mathrm{softmax}\big(W [h_s ; h_o] + b\big)
+
+trained with cross entropy.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+from ..encoder import HybridTransformer
+from ..tasks.task import TaskModel
+from .data import RelationInstance
+
+__all__ = ["ENTITY_MARKERS", "HEAD_START", "TAIL_START", "mark_entities", "RelationClassifier"]
+
+HEAD_START, HEAD_END, TAIL_START, TAIL_END = "<s>", "</s>", "<o>", "</o>"
+#: the four marker tokens, added to the tokenizer as special tokens
+ENTITY_MARKERS = (HEAD_START, HEAD_END, TAIL_START, TAIL_END)
+
+
+def mark_entities(instance: RelationInstance) -> list[str]:
+    """The instance's words with ``<s> </s>`` around the head mention and ``<o> </o>`` around the tail."""
+    words: list[str] = []
+    for index, token in enumerate(instance.tokens):
+        if index == instance.head.start:
+            words.append(HEAD_START)
+        if index == instance.tail.start:
+            words.append(TAIL_START)
+        words.append(token)
+        if index == instance.tail.end - 1:
+            words.append(TAIL_END)
+        if index == instance.head.end - 1:
+            words.append(HEAD_END)
+    return words
+
+
+class RelationClassifier(TaskModel):
+    """:math:`\\mathrm{softmax}(W [h_{<s>} ; h_{<o>}] + b)` on top of the hybrid encoder."""
+
+    def __init__(self, encoder: HybridTransformer, num_relations: int, *, dropout: float | None = None):
+        super().__init__(encoder)
+        width = encoder.text_config.hidden_size
+        self.dropout = nn.Dropout(encoder.text_config.hidden_dropout_prob if dropout is None else dropout)
+        self.classifier = nn.Linear(2 * width, num_relations)
+
+    def logits(self, batch: dict[str, Any]) -> torch.Tensor:
+        """Relation scores ``(batch, num_relations)`` from the ``<s>`` and ``<o>`` states."""
+        states = self.text_states(batch)
+        rows = torch.arange(states.shape[0], device=states.device)
+        pair = torch.cat([states[rows, batch["head_index"]], states[rows, batch["tail_index"]]], dim=-1)
+        return self.classifier(self.dropout(pair))
+
+    def loss(self, batch: dict[str, Any]) -> torch.Tensor:
+        """Cross entropy against the gold relation ids."""
+        return nn.functional.cross_entropy(self.logits(batch), batch["labels"])
+
+    def predict(self, batch: dict[str, Any]) -> Sequence[int]:
+        """The highest-scoring relation id of each instance."""
+        return self.logits(batch).argmax(dim=-1).tolist()

@@ -1,0 +1,105 @@
+"""The hybrid encoder, its tokenizer and its image processor, from names, folders or configs.
+
+The text encoder is always a checkpoint (Hugging Face name or local folder) that holds the
+weights and the tokenizer. The vision encoder is a checkpoint too, or, when no vision weights are
+at hand, a random tower built from a config: ``"tiny"`` (a 2-layer CLIP vision tower on 32 px
+images) or the path of a JSON config file with a ``model_type``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from transformers import (
+    AutoImageProcessor,
+    AutoModel,
+    AutoTokenizer,
+    BaseImageProcessor,
+    CLIPImageProcessorPil,
+    CLIPVisionConfig,
+    PretrainedConfig,
+    PreTrainedTokenizerBase,
+    ViTImageProcessorPil,
+)
+
+from ..encoder import HybridConfig, HybridTransformer
+from ..encoder.config import resolve_backbone_config
+
+__all__ = ["EncoderBundle", "load_encoder", "tiny_vision_config", "vision_config_from_spec"]
+
+#: the name that picks :func:`tiny_vision_config`
+TINY = "tiny"
+
+
+@dataclass
+class EncoderBundle:
+    """Everything a task needs from the backbone side."""
+
+    encoder: HybridTransformer
+    tokenizer: PreTrainedTokenizerBase
+    image_processor: BaseImageProcessor
+    #: how the vision tower was chosen, for metrics.json
+    description: dict
+
+
+def tiny_vision_config() -> CLIPVisionConfig:
+    """A 2-layer, 32-wide CLIP vision tower on 32x32 px images (8 px patches); random weights."""
+    return CLIPVisionConfig(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        image_size=32,
+        patch_size=8,
+    )
+
+
+def vision_config_from_spec(spec: str) -> PretrainedConfig | None:
+    """The config of a random vision tower (``"tiny"`` or a ``.json`` file); None for a checkpoint."""
+    if spec == TINY:
+        return tiny_vision_config()
+    path = Path(spec)
+    if path.suffix == ".json" and path.is_file():
+        return resolve_backbone_config(json.loads(path.read_text(encoding="utf-8")), role="vision")
+    return None
+
+
+def _processor_for_config(config: PretrainedConfig) -> BaseImageProcessor:
+    """Resize + normalise to the tower's image size, with the statistics its family uses."""
+    size = config.image_size if isinstance(config.image_size, int) else config.image_size[0]
+    if config.model_type == "clip_vision_model":
+        return CLIPImageProcessorPil(size={"shortest_edge": size}, crop_size={"height": size, "width": size})
+    return ViTImageProcessorPil(size={"height": size, "width": size})
+
+
+def load_encoder(text: str | Path, vision: str | Path = TINY, *, fusion_layers: int | None = None) -> EncoderBundle:
+    """Load the text checkpoint (and its tokenizer) and the vision tower, and fuse their last layers.
+
+    :param text: Hugging Face name or folder of a BERT-family checkpoint with its tokenizer
+    :param vision: ``"tiny"``, a JSON config file (random tower), or a ViT/CLIP checkpoint
+    :param fusion_layers: M; by default ``min(3, text depth, vision depth)``
+    """
+    text, vision = str(text), str(vision)
+    tokenizer = AutoTokenizer.from_pretrained(text)
+    random_vision = vision_config_from_spec(vision)
+    vision_config = random_vision if random_vision is not None else resolve_backbone_config(vision, role="vision")
+    if fusion_layers is None:
+        text_depth = resolve_backbone_config(text, role="text").num_hidden_layers
+        fusion_layers = min(3, text_depth, vision_config.num_hidden_layers)
+    if random_vision is None:
+        encoder = HybridTransformer.from_pretrained(text, vision, fusion_layers=fusion_layers)
+        processor = AutoImageProcessor.from_pretrained(vision)
+    else:
+        text_model = AutoModel.from_pretrained(text)
+        config = HybridConfig(text=text_model.config, vision=random_vision, fusion_layers=fusion_layers)
+        encoder = HybridTransformer(config, text_model=text_model)
+        processor = _processor_for_config(random_vision)
+    description = {
+        "text_encoder": text,
+        "vision_encoder": vision,
+        "vision_weights": "pretrained" if random_vision is None else "random (config only)",
+        "fusion_layers": fusion_layers,
+    }
+    return EncoderBundle(encoder=encoder, tokenizer=tokenizer, image_processor=processor, description=description)

@@ -1,0 +1,143 @@
+"""One image per instance (plus optional object crops), decoded with Pillow, processed once.
+
+An instance names its image (``img_id``); the image is looked up in a folder. A missing or
+unreadable file never stops a run: the instance runs text-only (``image_mask`` False), and the
+file is counted in :attr:`InstanceImages.missing` / :attr:`InstanceImages.unreadable` and reported.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from PIL import Image, UnidentifiedImageError
+from tqdm.auto import tqdm
+from transformers import BaseImageProcessor
+
+__all__ = ["InstanceImages", "ImageBatch"]
+
+logger = logging.getLogger(__name__)
+
+#: suffixes tried for object crops ``<image stem>_<n><suffix>``
+CROP_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+#: ``(pixel_values, image_mask)`` as :class:`~pykeen_mkgformer.encoder.HybridTransformer` takes them
+ImageBatch = tuple[list[torch.Tensor], list[torch.Tensor]]
+
+
+class InstanceImages:
+    """Pixels of each instance's main image and of up to ``max_crops`` object crops.
+
+    Every distinct file is decoded and processed once (with the vision tower's transformers image
+    processor) and kept in memory; the datasets' available images are few and small.
+
+    Crops of ``photo.jpg`` are the files ``photo_0.jpg``, ``photo_1.jpg``, ... (or ``.png``) in
+    ``crops_folder``, as the visual-grounding crops of MNRE are named.
+    """
+
+    def __init__(
+        self,
+        folder: Path | None,
+        processor: BaseImageProcessor,
+        *,
+        crops_folder: Path | None = None,
+        max_crops: int = 3,
+    ):
+        self.folder = folder
+        self.crops_folder = crops_folder
+        self.max_crops = max_crops if crops_folder is not None else 0
+        self.processor = processor
+        #: file names that were asked for and do not exist
+        self.missing: set[str] = set()
+        #: ``(path, reason)`` of files that exist but cannot be decoded
+        self.unreadable: list[tuple[str, str]] = []
+        self._pixels: dict[Path, torch.Tensor | None] = {}
+
+    # ------------------------------------------------------------------ loading
+    def _load(self, path: Path) -> torch.Tensor | None:
+        if path not in self._pixels:
+            try:
+                with Image.open(path) as image:
+                    pixels = self.processor(images=image.convert("RGB"), return_tensors="pt")["pixel_values"][0]
+            except (OSError, UnidentifiedImageError, ValueError) as error:
+                logger.warning("cannot read image %s (%s); the instance runs text-only", path, error)
+                self.unreadable.append((str(path), str(error)))
+                pixels = None
+            self._pixels[path] = pixels
+        return self._pixels[path]
+
+    def main_image(self, name: str | None) -> torch.Tensor | None:
+        """The processed main image ``(3, H, W)``, or None when it is missing or unreadable."""
+        if not name or self.folder is None:
+            return None
+        path = self.folder / name
+        if not path.is_file():
+            self.missing.add(name)
+            return None
+        return self._load(path)
+
+    def crops(self, name: str | None) -> list[torch.Tensor]:
+        """The processed object crops of an image (at most ``max_crops``), possibly none."""
+        if not name or self.crops_folder is None:
+            return []
+        stem = Path(name).stem
+        found = []
+        for index in range(self.max_crops):
+            for suffix in CROP_SUFFIXES:
+                path = self.crops_folder / f"{stem}_{index}{suffix}"
+                if path.is_file():
+                    pixels = self._load(path)
+                    if pixels is not None:
+                        found.append(pixels)
+                    break
+        return found
+
+    def prepare(self, names: Sequence[str | None], *, progress: bool = True) -> list[tuple[torch.Tensor | None, list[torch.Tensor]]]:
+        """Main image and crops of every instance, in order (decoding each file once)."""
+        return [
+            (self.main_image(name), self.crops(name))
+            for name in tqdm(names, desc="images", unit="instance", disable=not progress, leave=False)
+        ]
+
+    # ------------------------------------------------------------------ batching
+    def batch(self, items: Sequence[tuple[torch.Tensor | None, list[torch.Tensor]]]) -> ImageBatch | None:
+        """Stack a batch's images: one group for main images, one for crops (when configured).
+
+        Returns None when no instance of the batch has any image (the encoder then runs text-only).
+        """
+        shape = next((main.shape for main, _ in items if main is not None), None)
+        if shape is None:
+            shape = next((crops[0].shape for _, crops in items if crops), None)
+        if shape is None:
+            return None
+        batch_size = len(items)
+        main_pixels = torch.zeros(batch_size, 1, *shape)
+        main_mask = torch.zeros(batch_size, 1, dtype=torch.bool)
+        crop_pixels = torch.zeros(batch_size, self.max_crops, *shape)
+        crop_mask = torch.zeros(batch_size, self.max_crops, dtype=torch.bool)
+        for row, (main, crops) in enumerate(items):
+            if main is not None:
+                main_pixels[row, 0] = main
+                main_mask[row, 0] = True
+            for column, crop in enumerate(crops):
+                crop_pixels[row, column] = crop
+                crop_mask[row, column] = True
+        if self.max_crops == 0:
+            return [main_pixels], [main_mask]
+        return [main_pixels, crop_pixels], [main_mask, crop_mask]
+
+    def summary(self, items: Sequence[tuple[torch.Tensor | None, list[torch.Tensor]]]) -> dict:
+        """JSON-ready counts for one split: instances with / without a main image, crops."""
+        with_image = sum(main is not None for main, _ in items)
+        return {
+            "instances": len(items),
+            "with_image": with_image,
+            "text_only": len(items) - with_image,
+            "crops": sum(len(crops) for _, crops in items),
+        }
+
+    def file_summary(self) -> dict:
+        """JSON-ready: how many distinct image files were missing, and which could not be decoded."""
+        return {"missing": len(self.missing), "unreadable": [path for path, _ in self.unreadable]}

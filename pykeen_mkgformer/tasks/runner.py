@@ -1,0 +1,203 @@
+"""One run of a task: read the data folder, fine-tune, evaluate, write everything to the output folder.
+
+Output folder:
+
+- ``metrics.json``: test ``precision``, ``recall``, ``f1`` (+ ``per_label``), the development
+  scores per epoch, images used / missing, skipped lines, truncations, settings
+- ``predictions.jsonl``: one test prediction per line
+- ``model/``: the trained encoder (``encoder/``), head (``head.safetensors``), tokenizer and ``task.json``
+- ``checkpoint.pt`` / ``best_model.pt``: what a resumed run continues from
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from torch.utils.data import DataLoader
+from transformers import PreTrainedTokenizerBase
+
+from .encoders import load_encoder
+from .images import InstanceImages
+from .lines import BadLines
+from .sampling import sample_fraction, sample_shots
+from .task import SPLITS, Task, TaskModel
+from .training import FineTuner, TrainingSettings, length_bucketed_batches, predict
+
+__all__ = ["RunOptions", "PreparedData", "run_task", "read_splits"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class RunOptions:
+    """Everything the ``re`` and ``ner`` commands take."""
+
+    data: Path
+    output: Path
+    text_encoder: str
+    vision_encoder: str = "tiny"
+    fusion_layers: int | None = None
+    epochs: int = 5
+    batch_size: int = 16
+    lr: float = 5e-5
+    head_lr: float | None = None
+    seed: int = 42
+    #: read at most this many instances of each split
+    limit: int | None = None
+    train_fraction: float | None = None
+    shots: int | None = None
+    max_length: int = 128
+    device: str = "cpu"
+    skip_bad_lines: bool = False
+    #: folder of the instances' images; ``DATA/images`` when None
+    images: Path | None = None
+    #: folder of object crops ``<image stem>_<n>.jpg``; none when None
+    crops: Path | None = None
+    progress: bool = True
+
+    def signature(self) -> dict[str, Any]:
+        """The settings that decide the result (what a resumed run must share)."""
+        ignored = {"output", "device", "progress"}
+        return {key: str(value) for key, value in asdict(self).items() if key not in ignored}
+
+
+def read_splits(task: Task, options: RunOptions) -> dict[str, list]:
+    """Train, dev and test instances, cut to ``--limit``, the training split sampled for low resource."""
+    if options.train_fraction is not None and options.shots is not None:
+        raise ValueError("Give at most one of --train-fraction and --shots.")
+    splits = {split: task.read(split) for split in SPLITS}
+    if options.limit is not None:
+        splits = {split: instances[: options.limit] for split, instances in splits.items()}
+    if options.train_fraction is not None:
+        splits["train"] = sample_fraction(splits["train"], options.train_fraction, seed=options.seed)
+    elif options.shots is not None:
+        splits["train"] = sample_shots(splits["train"], options.shots, task.classes, seed=options.seed)
+    return splits
+
+
+class PreparedData:
+    """The splits as features and images, batched by length."""
+
+    def __init__(
+        self,
+        task: Task,
+        splits: dict[str, list],
+        tokenizer: PreTrainedTokenizerBase,
+        images: InstanceImages,
+        *,
+        max_length: int,
+        batch_size: int,
+        progress: bool = True,
+    ):
+        self.task, self.splits, self.tokenizer, self.images = task, splits, tokenizer, images
+        self.batch_size, self.progress = batch_size, progress
+        self.features = {
+            split: [task.features(instance, tokenizer, max_length) for instance in instances]
+            for split, instances in splits.items()
+        }
+        self.pixels = {
+            split: images.prepare([task.image_name(instance) for instance in instances], progress=progress)
+            for split, instances in splits.items()
+        }
+
+    def _batches(self, split: str, generator: torch.Generator | None) -> list[list[int]]:
+        lengths = [len(feature["input_ids"]) for feature in self.features[split]]
+        return length_bucketed_batches(lengths, self.batch_size, generator)
+
+    def loader(self, split: str, generator: torch.Generator | None = None) -> DataLoader:
+        """Batches of the split: shuffled with ``generator``, else sorted by length."""
+        return DataLoader(
+            list(zip(self.features[split], self.pixels[split])),
+            batch_sampler=self._batches(split, generator),
+            collate_fn=self._collate,
+        )
+
+    def _collate(self, rows: Sequence[tuple[dict, tuple]]) -> dict[str, Any]:
+        return {
+            **self.task.collate([features for features, _ in rows], self.tokenizer.pad_token_id),
+            "images": self.images.batch([pixels for _, pixels in rows]),
+        }
+
+    def predict(self, model: TaskModel, split: str, device: torch.device) -> list:
+        """The model's predictions, in the split's order."""
+        order = [index for batch in self._batches(split, None) for index in batch]
+        predicted = predict(model, self.loader(split), device, progress=self.progress, desc=split)
+        result: list = [None] * len(order)
+        for index, prediction in zip(order, predicted):
+            result[index] = prediction
+        return result
+
+    def summary(self) -> dict[str, Any]:
+        """Instances, truncations and images per split."""
+        return {
+            "instances": {split: len(instances) for split, instances in self.splits.items()},
+            "truncated": {
+                split: sum(bool(feature.get("truncated")) for feature in features) for split, features in self.features.items()
+            },
+            "images": {split: self.images.summary(items) for split, items in self.pixels.items()},
+            "image_files": self.images.file_summary(),
+        }
+
+
+def run_task(task_class: type[Task], options: RunOptions) -> dict[str, Any]:
+    """Fine-tune and evaluate ``task_class`` on ``options.data``; returns what metrics.json holds."""
+    output = Path(options.output)
+    output.mkdir(parents=True, exist_ok=True)
+    device = torch.device(options.device)
+    bad_lines = BadLines(skip=options.skip_bad_lines)
+    task = task_class(Path(options.data), bad_lines=bad_lines)
+    splits = read_splits(task, options)
+
+    torch.manual_seed(options.seed)  # the random vision tower and fusion weights
+    bundle = load_encoder(options.text_encoder, options.vision_encoder, fusion_layers=options.fusion_layers)
+    task.setup(bundle.tokenizer, bundle.encoder, splits["train"])
+    images = InstanceImages(
+        Path(options.images) if options.images is not None else Path(options.data) / "images",
+        bundle.image_processor,
+        crops_folder=Path(options.crops) if options.crops is not None else None,
+    )
+    data = PreparedData(
+        task, splits, bundle.tokenizer, images,
+        max_length=options.max_length, batch_size=options.batch_size, progress=options.progress,
+    )
+
+    torch.manual_seed(options.seed)
+    model = task.build_model(bundle.encoder)
+    settings = TrainingSettings(
+        epochs=options.epochs, batch_size=options.batch_size, lr=options.lr, head_lr=options.head_lr, seed=options.seed
+    )
+    tuner = FineTuner(model, settings, output, signature=options.signature(), device=device, progress=options.progress)
+    training = tuner.fit(
+        lambda generator: data.loader("train", generator),
+        lambda trained: task.score(splits["dev"], data.predict(trained, "dev", device)),
+    )
+
+    predictions = data.predict(model, "test", device)
+    test = task.score(splits["test"], predictions)
+    metrics = {
+        "task": task.name,
+        **{key: test[key] for key in ("precision", "recall", "f1")},
+        "test": test,
+        **training,
+        **data.summary(),
+        "bad_lines": bad_lines.summary(),
+        "encoder": bundle.description,
+        "settings": {**options.signature(), "device": options.device},
+    }
+    _write_outputs(output, metrics, [task.prediction_record(i, p) for i, p in zip(splits["test"], predictions)])
+    model.save(output / "model")
+    bundle.tokenizer.save_pretrained(output / "model" / "tokenizer")
+    (output / "model" / "task.json").write_text(json.dumps(task.describe(), indent=2), encoding="utf-8")
+    return metrics
+
+
+def _write_outputs(output: Path, metrics: dict[str, Any], records: Sequence[dict[str, Any]]) -> None:
+    (output / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+    with (output / "predictions.jsonl").open("w", encoding="utf-8") as file:
+        for record in records:
+            file.write(json.dumps(record, ensure_ascii=False) + "\n")
