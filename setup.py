@@ -31,6 +31,7 @@ setup(
         "tqdm",
         "click",
         "numpy",
+        "pystow",
     ],
     extras_require={
         "tests": [
@@ -41,5 +42,11 @@ setup(
     },
     entry_points={
         "console_scripts": ["pykeen-mkgformer = pykeen_mkgformer.cli:main"],
+        "pykeen.datasets": [
+            "wn18img = pykeen_mkgformer.data.datasets:WN18IMG",
+            "fb15k237img = pykeen_mkgformer.data.datasets:FB15k237IMG",
+            "wn18imgmini = pykeen_mkgformer.data.datasets:WN18IMGMini",
+            "shapeskg = pykeen_mkgformer.data.datasets:ShapesKG",
+        ],
     },
 )

@@ -1,1 +1,33 @@
-"""Placeholder: see the issue tracker."""
+"""Multimodal knowledge graphs for PyKEEN: triples with entity texts and images.
+
+- :class:`MultimodalTriplesFactory`: a PyKEEN triples factory with names, descriptions and images
+  per entity and a text per relation
+- :mod:`.images`: image decoding, preprocessing and the on-disk :class:`PixelCache`
+- :mod:`.datasets`: ``WN18IMG``, ``FB15k237IMG``, ``WN18IMGMini`` (bundled) and ``ShapesKG`` (synthetic)
+"""
+
+# PyKEEN loads this package's datasets through its ``pykeen.datasets`` entry points while
+# ``pykeen/datasets/__init__.py`` runs. Import that package *before* any module of ours, so that it
+# never starts while ``.datasets`` is half-imported (class-resolver would log "could not load" and
+# silently miss the datasets). When PyKEEN itself is importing us, this line is a no-op.
+import pykeen.datasets  # noqa: F401  isort: skip
+
+from .datasets import FB15k237IMG, MissingDataError, MultimodalDataset, ShapesKG, WN18IMG, WN18IMGMini, data_root
+from .images import ImageError, ImageLayout, PixelCache, image_processor_for, load_rgb
+from .multimodal import MultimodalTriplesFactory
+
+__all__ = [
+    "MultimodalTriplesFactory",
+    "ImageLayout",
+    "PixelCache",
+    "ImageError",
+    "image_processor_for",
+    "load_rgb",
+    "MultimodalDataset",
+    "MissingDataError",
+    "data_root",
+    "WN18IMG",
+    "FB15k237IMG",
+    "WN18IMGMini",
+    "ShapesKG",
+]

@@ -234,14 +234,20 @@ class HybridTransformer(nn.Module):
     def gradient_checkpointing_enable(self) -> None:
         """Recompute activations in the backward pass (towers' own layers and the fused layers)."""
         kwargs = {"use_reentrant": False}
-        self.text_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
-        self.vision_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+        for model in (self.text_model, self.vision_model):
+            if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.x names it so
+                model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+            else:
+                model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
         self.gradient_checkpointing = True
 
     def gradient_checkpointing_disable(self) -> None:
         """Undo :meth:`gradient_checkpointing_enable`."""
-        self.text_model.gradient_checkpointing_disable()
-        self.vision_model.gradient_checkpointing_disable()
+        for model in (self.text_model, self.vision_model):
+            if hasattr(model, "activation_checkpointing_disable"):
+                model.activation_checkpointing_disable()
+            else:
+                model.gradient_checkpointing_disable()
         self.gradient_checkpointing = False
 
     # ------------------------------------------------------------------ forward

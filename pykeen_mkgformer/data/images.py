@@ -1,0 +1,414 @@
+"""Entity images: decoding (Pillow), preprocessing (transformers image processors), an on-disk cache.
+
+Every image is decoded and resized once; the resized pixels are stored as ``uint8`` in memory-mapped
+``.npy`` files, keyed by the image files' SHA-256, the processor's settings and the layout. A lookup
+only gathers rows from those files and normalises them the way the processor does,
+
+.. math::
+
+    x = \\frac{u \\cdot \\text{rescale\\_factor} - \\mu}{\\sigma}
+
+so a second epoch (or a second run) decodes nothing, and storing ``uint8`` loses nothing (Pillow
+resizes in 8 bits).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import pathlib
+import shutil
+import tempfile
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from tqdm.auto import tqdm
+
+__all__ = [
+    "ImageLayout",
+    "PixelCache",
+    "load_rgb",
+    "image_processor_for",
+    "ImageError",
+]
+
+logger = logging.getLogger(__name__)
+
+#: bump when the stored format changes
+CACHE_FORMAT_VERSION = 1
+
+
+class ImageError(ValueError):
+    """An image file that cannot be used (missing, empty, corrupt, truncated or a decompression bomb)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageLayout:
+    """How many images an item gets at which resolution.
+
+    ``groups`` holds one ``(count, side)`` pair per resolution; an item's images fill the slots in
+    order (the first ``groups[0][0]`` images at ``groups[0][1]`` px, the next ones at the next size).
+    """
+
+    groups: tuple[tuple[int, int], ...]
+
+    def __post_init__(self) -> None:
+        groups = tuple((int(count), int(side)) for count, side in self.groups)
+        if not groups:
+            raise ValueError("an ImageLayout needs at least one (count, side) group")
+        for count, side in groups:
+            if count < 1 or side < 1:
+                raise ValueError(f"invalid (count, side) group {(count, side)} in {groups}")
+        object.__setattr__(self, "groups", groups)
+
+    @classmethod
+    def official(cls) -> ImageLayout:
+        """The official MKGformer input: 1 image at 224 px, 3 at 128 px and 3 at 64 px."""
+        return cls(groups=((1, 224), (3, 128), (3, 64)))
+
+    @classmethod
+    def single(cls, size: int, count: int = 1) -> ImageLayout:
+        """``count`` images, all at ``size`` px."""
+        return cls(groups=((count, size),))
+
+    @property
+    def max_images(self) -> int:
+        """The number of image slots per item."""
+        return sum(count for count, _ in self.groups)
+
+    def slots(self) -> list[tuple[int, int]]:
+        """``(group, position in group)`` for every slot, in filling order."""
+        return [(g, j) for g, (count, _) in enumerate(self.groups) for j in range(count)]
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """Convert any Pillow mode to RGB; transparent pixels become white, 16/32-bit greys are rescaled."""
+    if image.mode in {"I", "I;16", "I;16L", "I;16B", "I;16N", "F"}:
+        array = np.asarray(image, dtype=np.float64)
+        high = 65535.0 if image.mode != "F" else max(float(array.max()), 1.0)
+        array = np.clip(array / high * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(array, mode="L").convert("RGB")
+    if image.mode in {"RGBA", "LA", "PA", "RGBa", "La"} or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def load_rgb(path: str | pathlib.Path) -> Image.Image:
+    """Decode an image file with Pillow and convert it to RGB.
+
+    :raises ImageError: when the file is missing, empty, not an image, truncated, or larger than
+        :data:`PIL.Image.MAX_IMAGE_PIXELS` (a decompression bomb)
+    """
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise ImageError(f"missing file {path}")
+    if path.stat().st_size == 0:
+        raise ImageError(f"empty file {path}")
+    try:
+        with warnings.catch_warnings():
+            # Pillow only warns between MAX_IMAGE_PIXELS and twice that; refuse those too
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                image.load()
+                return _to_rgb(image)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise ImageError(f"decompression bomb refused: {path} ({error})") from error
+    except UnidentifiedImageError as error:
+        raise ImageError(f"not a readable image: {path}") from error
+    except (OSError, SyntaxError, ValueError) as error:
+        raise ImageError(f"corrupt or truncated image {path}: {error}") from error
+
+
+def _file_digest(path: pathlib.Path) -> str:
+    """SHA-256 of a file's bytes, or a marker naming the path when it cannot be read."""
+    try:
+        with path.open("rb") as file:
+            return hashlib.file_digest(file, "sha256").hexdigest()
+    except OSError:
+        return f"unreadable:{path}"
+
+
+# image processors --------------------------------------------------------------------------------
+
+
+def _processor_settings(processor: Any) -> dict[str, Any]:
+    """The processor's settings that change the pixels, as JSON-able values."""
+    settings = {"class": type(processor).__name__}
+    for key, value in sorted(processor.to_dict().items()):
+        if key in {"image_processor_type", "processor_class", "auto_map", "_processor_class"}:
+            continue
+        settings[key] = value
+    return json.loads(json.dumps(settings, default=lambda value: getattr(value, "value", str(value))))
+
+
+def _resize_kwargs(processor: Any, side: int) -> dict[str, Any]:
+    """Overrides that make the processor output ``side`` x ``side`` images."""
+    size = getattr(processor, "size", None) or {}
+    if getattr(processor, "do_center_crop", False) and getattr(processor, "crop_size", None):
+        # CLIP style: shortest edge to side, then a centre crop of side x side
+        return dict(size={"shortest_edge": side}, crop_size={"height": side, "width": side})
+    if "shortest_edge" in size:
+        return dict(size={"shortest_edge": side}, do_center_crop=True, crop_size={"height": side, "width": side})
+    return dict(size={"height": side, "width": side})
+
+
+def _resize(processor: Any, image: Image.Image, side: int) -> np.ndarray:
+    """Resize (and crop) one RGB image with the processor, without rescaling: ``(3, side, side)`` uint8."""
+    output = processor(
+        images=[image],
+        do_rescale=False,
+        do_normalize=False,
+        return_tensors="np",
+        **_resize_kwargs(processor, side),
+    )
+    pixels = np.asarray(output["pixel_values"][0])
+    if pixels.shape != (3, side, side):
+        raise RuntimeError(f"{type(processor).__name__} produced shape {pixels.shape}, expected {(3, side, side)}")
+    return np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
+
+
+def image_processor_for(vision: Any) -> Any:
+    """Build the transformers image processor that belongs to a vision backbone.
+
+    :param vision: a checkpoint folder or Hugging Face name (its ``preprocessor_config.json`` is used
+        when there is one), or a vision config (a :class:`transformers.PretrainedConfig` or a dict with
+        ``model_type``), for which a CLIP processor (CLIP configs) or a ViT processor (others) with the
+        config's ``image_size`` is built.
+    :return: an image processor
+    """
+    import transformers
+
+    def pil_class(name: str) -> Any:
+        # transformers 5 falls back to the Pillow backend without torchvision; ask for it directly
+        return getattr(transformers, f"{name}Pil", None) or getattr(transformers, name)
+
+    config = vision
+    if isinstance(vision, str | pathlib.Path):
+        folder = pathlib.Path(vision)
+        if folder.joinpath("preprocessor_config.json").is_file() or not folder.exists():
+            try:
+                return transformers.AutoImageProcessor.from_pretrained(str(vision))
+            except (OSError, ValueError) as error:
+                logger.info("no image processor for %s (%s); building one from its config", vision, error)
+        config = transformers.AutoConfig.from_pretrained(str(vision))
+    elif isinstance(vision, dict):
+        kwargs = dict(vision)
+        config = transformers.AutoConfig.for_model(kwargs.pop("model_type"), **kwargs)
+    config = getattr(config, "vision_config", None) or config
+    image_size = int(getattr(config, "image_size", 224))
+    if "clip" in getattr(config, "model_type", ""):
+        return pil_class("CLIPImageProcessor")(
+            size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size}
+        )
+    return pil_class("ViTImageProcessor")(size={"height": image_size, "width": image_size})
+
+
+# the cache ---------------------------------------------------------------------------------------
+
+
+def default_cache_dir() -> pathlib.Path:
+    """``$PYSTOW_HOME/pykeen/mkgformer/pixels`` (PyKEEN's data home)."""
+    import pystow
+
+    return pystow.join("pykeen", "mkgformer", "pixels")
+
+
+class PixelCache:
+    """Preprocessed entity images, decoded once and memory-mapped from disk.
+
+    ``image_paths[i]`` are item ``i``'s image files; its first ``layout.max_images`` files are used
+    (more are capped, with a log message) and fill the layout's slots in order. Files that cannot be
+    used are warned about once by name, listed in :attr:`skipped` as ``(path, reason)``, and leave
+    their slot to the next file; items with fewer images get ``False`` in the mask.
+    """
+
+    def __init__(
+        self,
+        image_paths: Sequence[Sequence[str | pathlib.Path]],
+        *,
+        processor: Any,
+        layout: ImageLayout | None = None,
+        cache_dir: str | pathlib.Path | None = None,
+        progress: bool = True,
+    ) -> None:
+        """Preprocess (or find in the cache) every image.
+
+        :param image_paths: per item, its image files
+        :param processor: a transformers image processor (see :func:`image_processor_for`)
+        :param layout: images per resolution; default :meth:`ImageLayout.official`
+        :param cache_dir: where cache entries live; default :func:`default_cache_dir`
+        :param progress: show tqdm progress bars
+        """
+        self.layout = layout or ImageLayout.official()
+        self.processor = processor
+        self.num_items = len(image_paths)
+        self.progress = progress
+        # the normalisation applied at lookup
+        self._rescale = float(processor.rescale_factor) if getattr(processor, "do_rescale", True) else 1.0
+        do_normalize = getattr(processor, "do_normalize", True)
+        mean = processor.image_mean if do_normalize else (0.0, 0.0, 0.0)
+        std = processor.image_std if do_normalize else (1.0, 1.0, 1.0)
+        self._mean = torch.as_tensor(mean, dtype=torch.float32).view(3, 1, 1)
+        self._std = torch.as_tensor(std, dtype=torch.float32).view(3, 1, 1)
+
+        paths = [[pathlib.Path(p) for p in item] for item in image_paths]
+        capped = sum(max(0, len(item) - self.layout.max_images) for item in paths)
+        if capped:
+            logger.info(
+                "%d images beyond the layout's %d per item are not used (%d items have more)",
+                capped,
+                self.layout.max_images,
+                sum(len(item) > self.layout.max_images for item in paths),
+            )
+        paths = [item[: self.layout.max_images] for item in paths]
+
+        unique = sorted({p for item in paths for p in item})
+        digests = {
+            p: _file_digest(p)
+            for p in tqdm(unique, desc="hashing images", unit="file", disable=not progress or not unique)
+        }
+        key_source = json.dumps(
+            dict(
+                version=CACHE_FORMAT_VERSION,
+                processor=_processor_settings(processor),
+                layout=self.layout.groups,
+                items=[[digests[p] for p in item] for item in paths],
+            ),
+            sort_keys=True,
+        )
+        self.key = hashlib.sha256(key_source.encode("utf-8")).hexdigest()[:32]
+        root = pathlib.Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        self.path = root.joinpath(self.key)
+        if not self.path.joinpath("meta.json").is_file():
+            self._build(paths, root)
+        self._open()
+
+    # building ----------------------------------------------------------------------------------
+
+    def _build(self, paths: list[list[pathlib.Path]], root: pathlib.Path) -> None:
+        """Decode, resize and store every image; written to a temporary folder, then renamed.
+
+        Each group's pixels go to a raw ``uint8`` file of rows ``(3, side, side)``, allocated for the
+        most rows the group can need and truncated to the rows used.
+        """
+        root.mkdir(parents=True, exist_ok=True)
+        slots = self.layout.slots()
+        groups = self.layout.groups
+        tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{self.key}-", dir=root))
+        try:
+            bounds = [sum(min(count, len(item)) for item in paths) for count, _ in groups]
+            pixels = [
+                np.memmap(tmp.joinpath(f"pixels_{g}.u8"), dtype=np.uint8, mode="w+", shape=(bound, 3, side, side))
+                if bound
+                else None
+                for g, (bound, (_, side)) in enumerate(zip(bounds, groups, strict=True))
+            ]
+            index = [np.full((self.num_items, count), -1, dtype=np.int64) for count, _ in groups]
+            num_rows = [0] * len(groups)
+            row_of: dict[tuple[pathlib.Path, int], int] = {}  # (file, group) -> row, files shared by items
+            failed: dict[pathlib.Path, str] = {}
+            total = sum(map(len, paths))
+            with tqdm(total=total, desc="preprocessing images", unit="image", disable=not self.progress or not total) as bar:
+                for i, item in enumerate(paths):
+                    filled = 0  # slots are filled in order; a skipped file leaves its slot to the next
+                    for path in item:
+                        bar.update()
+                        if path in failed:
+                            continue
+                        g, j = slots[filled]
+                        if (path, g) not in row_of:
+                            try:
+                                image = load_rgb(path)
+                            except ImageError as error:
+                                failed[path] = str(error)
+                                continue
+                            pixels[g][num_rows[g]] = _resize(self.processor, image, groups[g][1])
+                            row_of[path, g] = num_rows[g]
+                            num_rows[g] += 1
+                        index[g][i, j] = row_of[path, g]
+                        filled += 1
+            for g, (_, side) in enumerate(groups):
+                np.save(tmp.joinpath(f"index_{g}.npy"), index[g])
+                if pixels[g] is not None:
+                    pixels[g].flush()
+                    pixels[g] = None
+                    os.truncate(tmp.joinpath(f"pixels_{g}.u8"), num_rows[g] * 3 * side * side)
+            tmp.joinpath("meta.json").write_text(
+                json.dumps(
+                    dict(
+                        layout=groups,
+                        num_items=self.num_items,
+                        num_rows=num_rows,
+                        skipped=sorted((str(path), reason) for path, reason in failed.items()),
+                    ),
+                    indent=1,
+                ),
+                encoding="utf-8",
+            )
+            try:
+                os.replace(tmp, self.path)
+            except OSError:
+                # another process built the same entry meanwhile
+                if not self.path.joinpath("meta.json").is_file():
+                    raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        logger.info("stored preprocessed images in %s", self.path)
+
+    def _open(self) -> None:
+        meta = json.loads(self.path.joinpath("meta.json").read_text(encoding="utf-8"))
+        self.skipped: list[tuple[str, str]] = [tuple(entry) for entry in meta["skipped"]]
+        for _path, reason in self.skipped:
+            warnings.warn(f"image skipped: {reason}", stacklevel=3)
+        if self.skipped:
+            logger.warning("%d image files were skipped (see PixelCache.skipped)", len(self.skipped))
+        self._index = [torch.as_tensor(np.load(self.path.joinpath(f"index_{g}.npy"))) for g in range(len(self.layout.groups))]
+        self._pixels = [
+            np.memmap(self.path.joinpath(f"pixels_{g}.u8"), dtype=np.uint8, mode="r", shape=(rows, 3, side, side))
+            if rows
+            else None
+            for g, (rows, (_, side)) in enumerate(zip(meta["num_rows"], self.layout.groups, strict=True))
+        ]
+
+    # lookup ------------------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return self.num_items
+
+    def num_images(self, index: int) -> int:
+        """The number of images item ``index`` has (after skipping and capping)."""
+        return int(sum((group[index] >= 0).sum() for group in self._index))
+
+    def lookup(self, indices: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Gather the normalised pixels of some items.
+
+        :param indices: shape: (B,), item ids
+        :return: ``pixel_values``: one float tensor ``(B, count_g, 3, side_g, side_g)`` per group, and
+            ``image_mask``: one bool tensor ``(B, count_g)`` per group (False where an item has no image);
+            empty slots hold zeros
+        """
+        indices = torch.as_tensor(indices, dtype=torch.long).view(-1).cpu()
+        pixel_values, image_mask = [], []
+        for g, (count, side) in enumerate(self.layout.groups):
+            rows = self._index[g][indices]
+            mask = rows >= 0
+            out = torch.zeros(len(indices), count, 3, side, side)
+            if mask.any():
+                selected = rows[mask].numpy()
+                order = np.argsort(selected)  # read the memory map in file order
+                raw = np.empty((len(selected), 3, side, side), dtype=np.uint8)
+                raw[order] = self._pixels[g][selected[order]]
+                values = torch.from_numpy(raw).float() * self._rescale
+                out[mask] = (values - self._mean) / self._std
+            pixel_values.append(out)
+            image_mask.append(mask)
+        return pixel_values, image_mask
