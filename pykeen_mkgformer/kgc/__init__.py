@@ -5,13 +5,15 @@
 - :mod:`.representation`: entity token embeddings, entity images
 - :mod:`.inputs`: tokenizer, pre-tokenised texts, vectorised query assembly
 - :class:`EntityModeling` (:mod:`.entity_modeling`): stage 1
+
+Names are imported on first access (PEP 562), so that PyKEEN can register :class:`MKGformer`
+while it builds its model resolver without importing transformers' models.
 """
 
-from .entity_modeling import EntityModeling
-from .inputs import QueryAssembler, QueryBatch, build_tokenizer
-from .interaction import MKGformerInteraction
-from .model import MKGformer
-from .representation import EntityImages, EntityTokenRepresentation
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __all__ = [
     "MKGformer",
@@ -23,3 +25,24 @@ __all__ = [
     "QueryBatch",
     "build_tokenizer",
 ]
+
+_WHERE = {
+    "MKGformer": ".model",
+    "MKGformerInteraction": ".interaction",
+    "EntityModeling": ".entity_modeling",
+    "EntityImages": ".representation",
+    "EntityTokenRepresentation": ".representation",
+    "QueryAssembler": ".inputs",
+    "QueryBatch": ".inputs",
+    "build_tokenizer": ".inputs",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_WHERE[name], __name__), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -8,22 +8,26 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+from typing import TYPE_CHECKING
+
 import torch
 from class_resolver import HintOrType
 from pykeen.losses import BCEWithLogitsLoss, Loss
-from pykeen.models import Model
+from pykeen.models.base import Model  # the submodule: this module may load while pykeen.models initialises
 from pykeen.triples import KGInfo
 from pykeen.typing import FloatTensor, InductiveMode, LongTensor
 from torch import nn
-from transformers import AutoModel, CLIPVisionModel, PretrainedConfig, PreTrainedTokenizerBase, ViTModel
-from transformers.models.bert.modeling_bert import BertPredictionHeadTransform
 
-from ..encoder import HybridConfig, HybridTransformer
-from ..encoder.config import resolve_backbone_config
 from .entity_modeling import EntityModeling
-from .inputs import QueryAssembler, build_tokenizer
-from .interaction import MKGformerInteraction
 from .representation import EntityImages, EntityTokenRepresentation, initialize_token_rows_from_text
+
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig, PreTrainedTokenizerBase
+
+    from .interaction import MKGformerInteraction
+
+# Heavy modules (transformers' models, the encoder) are imported where they are used: this module is
+# imported when PyKEEN builds its model resolver (see pykeen_mkgformer.registration), which must stay cheap.
 
 __all__ = ["MKGformer"]
 
@@ -144,6 +148,8 @@ class MKGformer(Model):
         :raises TypeError: if the triples factory has no entity texts and images
         :raises ValueError: for an unknown ``description`` mode or inconsistent sizes
         """
+        from .inputs import QueryAssembler, build_tokenizer
+
         _check_multimodal(triples_factory)
         super().__init__(triples_factory=triples_factory, loss=loss, loss_kwargs=loss_kwargs, **kwargs)
         if description not in ("name", "description"):
@@ -203,6 +209,11 @@ class MKGformer(Model):
     # ------------------------------------------------------------------ construction
     def _build_interaction(self) -> MKGformerInteraction:
         """The encoder (pretrained or random), resized for the new tokens, with token rows initialised from text."""
+        from transformers.models.bert.modeling_bert import BertPredictionHeadTransform
+
+        from ..encoder import HybridConfig, HybridTransformer
+        from .interaction import MKGformerInteraction
+
         spec = self.spec
         text_model, text_config = _load_tower(spec["text_encoder"], spec["text_encoder_kwargs"], spec["dropout"], "text")
         vision_model, vision_config = _load_tower(
@@ -316,11 +327,10 @@ class MKGformer(Model):
     def _score_candidates(
         self, known: LongTensor, directed: LongTensor, candidates: LongTensor | None
     ) -> FloatTensor:
+        """Scores ``(batch, num_candidates)``: one encoder pass per query, one matmul over the candidates."""
         queries = self.encode_queries(known, directed)
         embeddings, bias = self.entity_representation(candidates)
-        if candidates is not None and candidates.dim() == 1:
-            return MKGformerInteraction.score(queries, embeddings, bias)
-        return MKGformerInteraction.score(queries, embeddings, bias)
+        return self.interaction.score(queries, embeddings, bias)
 
     def _check_mode(self, mode: InductiveMode | None) -> None:
         if mode is not None:
@@ -426,6 +436,8 @@ def _directed_relation_texts(triples_factory: Any) -> list[str]:
 
 def _plain(spec: Any) -> Any:
     """Specs kept on the model: paths as strings, configs as dicts (picklable, JSON-friendly)."""
+    from transformers import PretrainedConfig
+
     if isinstance(spec, Path):
         return str(spec)
     if isinstance(spec, PretrainedConfig):
@@ -439,6 +451,10 @@ def _load_tower(
     spec: Any, overrides: Mapping[str, Any], dropout: float | None, role: str
 ) -> tuple[nn.Module | None, PretrainedConfig]:
     """A pretrained tower (for a name/folder) or only a config (for a dict: random weights, built by the encoder)."""
+    from transformers import AutoModel, CLIPVisionModel, ViTModel
+
+    from ..encoder.config import resolve_backbone_config
+
     overrides = dict(overrides)
     if dropout is not None:
         overrides.update(_dropout_overrides(dropout, role))
@@ -522,3 +538,9 @@ def _build_images(
     return EntityImages(
         image_paths, processor=image_processor_for(source), layout=layout, cache_dir=cache_dir, progress=progress
     )
+
+
+# when this module is what imported pykeen.models, the resolver hook could not register the class yet
+from ..registration import ensure_registered  # noqa: E402
+
+ensure_registered()
