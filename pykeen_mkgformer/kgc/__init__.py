@@ -24,6 +24,8 @@ __all__ = [
     "QueryAssembler",
     "QueryBatch",
     "build_tokenizer",
+    "tiny_text_encoder",
+    "tiny_vision_encoder",
 ]
 
 _WHERE = {
@@ -35,6 +37,8 @@ _WHERE = {
     "QueryAssembler": ".inputs",
     "QueryBatch": ".inputs",
     "build_tokenizer": ".inputs",
+    "tiny_text_encoder": ".presets",
+    "tiny_vision_encoder": ".presets",
 }
 
 
