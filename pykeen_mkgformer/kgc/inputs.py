@@ -48,22 +48,40 @@ SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
 
 def train_wordpiece_tokenizer(texts: Sequence[str], *, vocab_size: int = 2000) -> PreTrainedTokenizerFast:
-    """Train a small BERT-style WordPiece tokenizer (lower-cased) on some texts, deterministically.
+    """Build a small BERT-style WordPiece tokenizer (lower-cased) from some texts, deterministically.
 
     Used when the text encoder is a config dict (random weights) and no ``tokenizer`` is given: the
-    vocabulary then fits the knowledge graph's own texts instead of a foreign checkpoint's.
+    vocabulary then fits the knowledge graph's own texts instead of a foreign checkpoint's. The
+    vocabulary is: the special tokens, every character (alone and as a ``##`` continuation, so
+    every word can be spelled), then the most frequent whole words (ties by spelling) up to
+    ``vocab_size``. (``tokenizers``' own WordPiece trainer assigns ids in hash order, which differs
+    between processes, so it is not used.)
 
-    :param texts: the training texts (duplicates and order do not matter: the set is sorted first)
-    :param vocab_size: the largest vocabulary size (special tokens and the alphabet included)
+    :param texts: the texts
+    :param vocab_size: the largest vocabulary size (at least the special tokens and the alphabet are kept)
     """
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    from collections import Counter
 
-    backend = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    backend.normalizer = normalizers.BertNormalizer(lowercase=True)
-    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
+
+    normalizer = normalizers.BertNormalizer(lowercase=True)
+    pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    words: Counter[str] = Counter()
+    for text in texts:
+        words.update(word for word, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text)))
+    characters = sorted({character for word in words for character in word})
+    vocabulary = [*SPECIAL_TOKENS, *characters, *(f"##{character}" for character in characters)]
+    known = set(vocabulary)
+    for word, _ in sorted(words.items(), key=lambda item: (-item[1], item[0])):
+        if len(vocabulary) >= vocab_size:
+            break
+        if word not in known:
+            vocabulary.append(word)
+            known.add(word)
+    backend = Tokenizer(models.WordPiece(vocab={token: i for i, token in enumerate(vocabulary)}, unk_token="[UNK]"))
+    backend.normalizer = normalizer
+    backend.pre_tokenizer = pre_tokenizer
     backend.decoder = decoders.WordPiece()
-    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS), show_progress=False)
-    backend.train_from_iterator(sorted(set(texts)), trainer=trainer)
     return PreTrainedTokenizerFast(
         tokenizer_object=backend,
         unk_token="[UNK]",
