@@ -176,3 +176,22 @@ def test_automatic_batch_size_does_not_crash(shapes, image_cache):
     )
     assert math.isfinite(result.losses[0])
     assert 0.0 < metrics(result)["both"] <= 1.0
+
+
+def test_hpo_pipeline_uses_the_model_defaults(shapes, image_cache):
+    from pykeen.hpo import hpo_pipeline
+
+    result = hpo_pipeline(
+        dataset=shapes,
+        model="MKGformer",
+        model_kwargs=tiny_model_kwargs(image_cache),
+        loss="bcewithlogits",
+        training_loop="lcwa",
+        training_kwargs=dict(num_epochs=1, batch_size=32, use_tqdm=False),
+        evaluation_kwargs=dict(batch_size=64, use_tqdm=False),
+        optimizer_kwargs=dict(lr=3e-3),
+        n_trials=1,
+    )
+    (trial,) = result.study.trials
+    assert 0.0 <= trial.params["model.dropout"] <= 0.3
+    assert 0.0 < trial.value <= 1.0

@@ -181,6 +181,11 @@ class MKGformer(Model):
             tokenizer, entity_texts=entity_texts, relation_texts=relation_texts, max_seq_length=max_seq_length
         )
         self.interaction = self._build_interaction()
+        max_positions = getattr(self.interaction.encoder.text_config, "max_position_embeddings", None)
+        if max_positions is not None and max_seq_length > max_positions:
+            raise ValueError(
+                f"max_seq_length={max_seq_length} exceeds the text encoder's {max_positions} position embeddings."
+            )
         self.entity_representation = EntityTokenRepresentation(
             self.interaction.encoder.get_input_embeddings(),
             offset=self.queries.entity_token_offset,
@@ -462,10 +467,14 @@ def _load_tower(
         config = resolve_backbone_config(spec, role=role)
         for key, value in overrides.items():
             setattr(config, key, value)
+        # the checkpoint's own config unless something is overridden
+        config_kwargs = dict(config=config) if overrides else {}
         if role == "text":
-            return AutoModel.from_pretrained(spec, config=config), config
-        model_class = CLIPVisionModel if config.model_type == "clip_vision_model" else ViTModel
-        return model_class.from_pretrained(spec, config=config), config
+            model = AutoModel.from_pretrained(spec, **config_kwargs)
+        else:
+            model_class = CLIPVisionModel if config.model_type == "clip_vision_model" else ViTModel
+            model = model_class.from_pretrained(spec, **config_kwargs)
+        return model, config
     config = resolve_backbone_config({**spec, **overrides} if isinstance(spec, Mapping) else spec, role=role)
     return None, config
 
