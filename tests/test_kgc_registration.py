@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import sys
 from pathlib import Path
+
+import pytest
 
 from kgc_support import REPO_ROOT, run_command, run_python
 
@@ -59,3 +62,21 @@ def test_tiny_experiment_file_through_the_cli(tmp_path):
     expected_random = (mrr - adjusted) / (1 - adjusted)
     assert 0 < expected_random < 0.05
     assert mrr >= 5 * expected_random, f"MRR {mrr:.4f} vs random {expected_random:.4f}"
+
+
+@pytest.mark.parametrize("name", ["mkgformer_wn18img.json", "mkgformer_fb15k237img.json", "mkgformer_tiny.json"])
+def test_experiment_files_use_real_arguments(name):
+    from pykeen.datasets import dataset_resolver
+    from pykeen.pipeline import pipeline
+
+    from pykeen_mkgformer.kgc import MKGformer
+
+    config = json.loads((REPO_ROOT / "benchmarks" / "configs" / name).read_text())
+    settings = config["pipeline"]
+    assert set(settings) <= set(inspect.signature(pipeline).parameters)
+    assert set(settings["model_kwargs"]) <= set(inspect.signature(MKGformer.__init__).parameters)
+    assert dataset_resolver.lookup(settings["dataset"]).__module__ == "pykeen_mkgformer.data.datasets"
+    assert settings["dataset_kwargs"]["create_inverse_triples"] is True
+    if name != "mkgformer_tiny.json":
+        comment = config["metadata"]["_comment"]
+        assert "M=3" in comment and f"uses {settings['model_kwargs']['fusion_layers']}" in comment

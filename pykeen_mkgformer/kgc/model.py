@@ -241,7 +241,8 @@ class MKGformer(Model):
             fusion_dropout=spec["dropout"] if spec["dropout"] is not None else 0.1,
         )
         encoder = HybridTransformer(config, text_model=text_model, vision_model=vision_model)
-        encoder.resize_token_embeddings(self.queries.vocab_size)
+        # new rows get the tower's ordinary random init; the entity/relation rows are then set from their texts
+        encoder.text_model.resize_token_embeddings(self.queries.vocab_size, mean_resizing=False)
         word_embeddings = encoder.get_input_embeddings()
         queries = self.queries
         initialize_token_rows_from_text(
