@@ -12,7 +12,7 @@
 # silently miss the datasets). When PyKEEN itself is importing us, this line is a no-op.
 import pykeen.datasets  # noqa: F401  isort: skip
 
-from .datasets import FB15k237IMG, MissingDataError, MultimodalDataset, ShapesKG, WN18IMG, WN18IMGMini, data_root
+from .datasets import WN18IMG, FB15k237IMG, MissingDataError, MultimodalDataset, ShapesKG, WN18IMGMini, data_root
 from .images import ImageError, ImageLayout, PixelCache, image_processor_for, load_rgb
 from .multimodal import MultimodalTriplesFactory
 

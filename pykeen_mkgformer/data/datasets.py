@@ -1,8 +1,9 @@
 """Multimodal PyKEEN datasets: WN18IMG, FB15k237IMG, the bundled WN18IMGMini and the synthetic ShapesKG.
 
 This module is PyKEEN's ``pykeen.datasets`` entry point: PyKEEN loads it while
-``pykeen/datasets/__init__.py`` is still running, so it must import neither ``pykeen.datasets`` nor
-``pykeen.models`` (only ``pykeen.datasets.base`` and the triples factory).
+``pykeen/datasets/__init__.py`` is still running, so its imports must not take names from
+``pykeen.datasets`` (``from pykeen.datasets import X``) nor import ``pykeen.models``; it uses only
+``pykeen.datasets.base`` and the triples factory (see also ``pykeen_mkgformer/data/__init__.py``).
 
 Where the benchmark files are found (first match):
 
@@ -27,7 +28,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
 import torch
-from pykeen.datasets.base import Dataset, LazyDataset
+from pykeen.datasets.base import Dataset, EagerDataset, LazyDataset
 
 from .multimodal import MultimodalTriplesFactory
 from .readers import MultimodalFiles, load_multimodal_splits
@@ -142,7 +143,7 @@ def _standard_layouts(
         ("this package's layout", root.joinpath(ours), our_roles, root.joinpath(f"{ours}_images")),
         ("MKGformer's release layout", root.joinpath(theirs), their_roles, root.joinpath(their_images)),
     ]
-    if root.joinpath("dev.tsv").is_file():  # path= names the split folder itself
+    if _find(root, "dev.tsv"):  # path= names the split folder itself
         images = root.joinpath(their_images)
         if not images.is_dir():
             images = root.parent.joinpath(their_images)
@@ -165,6 +166,11 @@ def _freebase_image_folder(label: str) -> str:
     return label.lstrip("/").replace("/", ".")
 
 
+def _shapes_name(text: str) -> str:
+    """``object number 17`` -> ``object 17``."""
+    return text.replace("object number", "object")
+
+
 class MultimodalDataset(LazyDataset):
     """A lazily loaded dataset whose three factories are :class:`MultimodalTriplesFactory` sharing ids.
 
@@ -177,7 +183,7 @@ class MultimodalDataset(LazyDataset):
 
     def __init__(self, *, create_inverse_triples: bool = False, **kwargs: Any) -> None:
         """Find the files (raising :class:`MissingDataError` when absent); loading happens on first use."""
-        self.create_inverse_triples_ = create_inverse_triples
+        self._create_inverse_triples = create_inverse_triples
         self.files = self._files(**kwargs)
         self.metadata = dict(
             dataset_kwargs=dict(kwargs, create_inverse_triples=create_inverse_triples),
@@ -189,7 +195,7 @@ class MultimodalDataset(LazyDataset):
 
     def _load(self) -> None:
         self._training, self._validation, self._testing = load_multimodal_splits(
-            self.files, create_inverse_triples=self.create_inverse_triples_
+            self.files, create_inverse_triples=self._create_inverse_triples
         )
 
     def _load_validation(self) -> None:
@@ -199,14 +205,25 @@ class MultimodalDataset(LazyDataset):
     def __repr__(self) -> str:  # noqa: D105
         return f"{self.__class__.__name__}(training={self.files.training})"
 
+    def restrict(self, *args: Any, **kwargs: Any) -> Dataset:
+        """PyKEEN's :meth:`pykeen.datasets.Dataset.restrict`, keeping the multimodal attributes."""
+        restricted = super().restrict(*args, **kwargs)
+        if restricted is self:
+            return self
+        source = self.training
+        return EagerDataset(
+            training=MultimodalTriplesFactory.from_triples_factory(restricted.training, attributes_from=source),
+            testing=MultimodalTriplesFactory.from_triples_factory(restricted.testing, attributes_from=source),
+            validation=MultimodalTriplesFactory.from_triples_factory(restricted.validation, attributes_from=source),
+            metadata=restricted.metadata,
+        )
+
     @classmethod
     def from_directory_binary(cls, path: str | pathlib.Path) -> Dataset:
         """Load PyKEEN's binary copy, or rebuild it when its source changed or an image is gone."""
         path = pathlib.Path(path)
         metadata_path = path.joinpath(cls.metadata_file_name)
-        metadata: Mapping[str, Any] = (
-            torch.load(metadata_path, weights_only=False) if metadata_path.is_file() else {}
-        )
+        metadata: Mapping[str, Any] = torch.load(metadata_path, weights_only=False) if metadata_path.is_file() else {}
         kwargs = metadata.get("dataset_kwargs")
         if kwargs is None:
             return super().from_directory_binary(path)
@@ -214,9 +231,7 @@ class MultimodalDataset(LazyDataset):
         stale = fresh.metadata["source"] != metadata.get("source")
         if not stale:
             loaded = super().from_directory_binary(path)
-            stale = not all(
-                pathlib.Path(p).is_file() for paths in loaded.training.entity_images for p in paths
-            )
+            stale = not all(pathlib.Path(p).is_file() for paths in loaded.training.entity_images for p in paths)
             if not stale:
                 return loaded
         logger.info("the cached copy at %s is out of date; rebuilding it", path)
@@ -282,9 +297,7 @@ class WN18IMGMini(MultimodalDataset):
     Without them the entities have no images and models run text-only.
     """
 
-    def __init__(
-        self, image_root: str | pathlib.Path | None = None, *, create_inverse_triples: bool = False
-    ) -> None:
+    def __init__(self, image_root: str | pathlib.Path | None = None, *, create_inverse_triples: bool = False) -> None:
         """Find the bundled files.
 
         :param image_root: the folder holding ``n<offset>/`` image folders
@@ -296,10 +309,10 @@ class WN18IMGMini(MultimodalDataset):
 
     def _files(self, image_root: str | None) -> MultimodalFiles:
         if image_root is None and os.environ.get(ENV_DATA):
-            for name in ("wn18_images", "wn18-images"):
-                if data_root().joinpath(name).is_dir():
-                    image_root = str(data_root().joinpath(name))
-                    break
+            candidates = [data_root().joinpath(name) for name in ("wn18_images", "wn18-images")]
+            image_root = next((str(folder) for folder in candidates if folder.is_dir()), None)
+            if image_root is None:
+                logger.warning("no image folder at %s: entities have no images", " or ".join(map(str, candidates)))
         folder = RESOURCES.joinpath("wn18imgmini")
         return _locate(
             folder,
@@ -367,9 +380,7 @@ class ShapesKG(MultimodalDataset):
 
             cache_root = str(pystow.join("pykeen", "datasets", "shapeskg"))
         name = "-".join(f"{key}={value}" for key, value in sorted(settings.items()))
-        folder = generate_shapes_kg(
-            pathlib.Path(cache_root).joinpath(f"v{SHAPES_FORMAT_VERSION}-{name}"), **settings
-        )
+        folder = generate_shapes_kg(pathlib.Path(cache_root).joinpath(f"v{SHAPES_FORMAT_VERSION}-{name}"), **settings)
         return MultimodalFiles(
             training=folder.joinpath("train.tsv"),
             validation=folder.joinpath("valid.tsv"),
@@ -377,5 +388,5 @@ class ShapesKG(MultimodalDataset):
             entity_texts=folder.joinpath("entity2text.tsv"),
             relation_texts=folder.joinpath("relation2text.tsv"),
             image_root=folder.joinpath("images"),
-            name_from_text=lambda text: text.replace("object number", "object"),
+            name_from_text=_shapes_name,
         )

@@ -1,15 +1,16 @@
 """Entity images: decoding (Pillow), preprocessing (transformers image processors), an on-disk cache.
 
-Every image is decoded and resized once; the resized pixels are stored as ``uint8`` in memory-mapped
-``.npy`` files, keyed by the image files' SHA-256, the processor's settings and the layout. A lookup
-only gathers rows from those files and normalises them the way the processor does,
+Every image is decoded and resized once; the resized pixels ``u`` are stored as ``uint8`` in
+memory-mapped files (one per resolution), keyed by the image files' SHA-256, the processor's settings
+and the layout. A lookup only gathers rows from those files and normalises them the way the
+processor does,
 
 .. math::
 
     x = \\frac{u \\cdot \\text{rescale\\_factor} - \\mu}{\\sigma}
 
-so a second epoch (or a second run) decodes nothing, and storing ``uint8`` loses nothing (Pillow
-resizes in 8 bits).
+so a second epoch (or a second run) decodes nothing, and storing ``uint8`` loses nothing (the
+Pillow-backed processors resize in 8 bits; float-valued resizes would be rounded).
 """
 
 from __future__ import annotations
@@ -130,9 +131,12 @@ def load_rgb(path: str | pathlib.Path) -> Image.Image:
 
 def _file_digest(path: pathlib.Path) -> str:
     """SHA-256 of a file's bytes, or a marker naming the path when it cannot be read."""
+    digest = hashlib.sha256()
     try:
         with path.open("rb") as file:
-            return hashlib.file_digest(file, "sha256").hexdigest()
+            while chunk := file.read(1 << 20):
+                digest.update(chunk)
+        return digest.hexdigest()
     except OSError:
         return f"unreadable:{path}"
 
@@ -317,7 +321,9 @@ class PixelCache:
             row_of: dict[tuple[pathlib.Path, int], int] = {}  # (file, group) -> row, files shared by items
             failed: dict[pathlib.Path, str] = {}
             total = sum(map(len, paths))
-            with tqdm(total=total, desc="preprocessing images", unit="image", disable=not self.progress or not total) as bar:
+            with tqdm(
+                total=total, desc="preprocessing images", unit="image", disable=not self.progress or not total
+            ) as bar:
                 for i, item in enumerate(paths):
                     filled = 0  # slots are filled in order; a skipped file leaves its slot to the next
                     for path in item:
@@ -371,13 +377,27 @@ class PixelCache:
             warnings.warn(f"image skipped: {reason}", stacklevel=3)
         if self.skipped:
             logger.warning("%d image files were skipped (see PixelCache.skipped)", len(self.skipped))
-        self._index = [torch.as_tensor(np.load(self.path.joinpath(f"index_{g}.npy"))) for g in range(len(self.layout.groups))]
+        self._map(meta)
+
+    def _map(self, meta: dict[str, Any]) -> None:
+        """Open the index and the memory maps."""
+        self._index = [
+            torch.as_tensor(np.load(self.path.joinpath(f"index_{g}.npy"))) for g in range(len(self.layout.groups))
+        ]
         self._pixels = [
             np.memmap(self.path.joinpath(f"pixels_{g}.u8"), dtype=np.uint8, mode="r", shape=(rows, 3, side, side))
             if rows
             else None
             for g, (rows, (_, side)) in enumerate(zip(meta["num_rows"], self.layout.groups, strict=True))
         ]
+
+    def __getstate__(self) -> dict[str, Any]:
+        # DataLoader workers started with "spawn" pickle the cache: send the folder, not the pixels
+        return {k: v for k, v in self.__dict__.items() if k not in {"_index", "_pixels"}}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._map(json.loads(self.path.joinpath("meta.json").read_text(encoding="utf-8")))
 
     # lookup ------------------------------------------------------------------------------------
 
@@ -388,27 +408,45 @@ class PixelCache:
         """The number of images item ``index`` has (after skipping and capping)."""
         return int(sum((group[index] >= 0).sum() for group in self._index))
 
-    def lookup(self, indices: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    def lookup(
+        self,
+        indices: torch.Tensor,
+        *,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Gather the normalised pixels of some items.
 
+        The ``uint8`` rows are gathered on the CPU and moved to ``device`` before they are converted
+        and normalised there, so a GPU receives a quarter of the bytes of float pixels.
+
         :param indices: shape: (B,), item ids
-        :return: ``pixel_values``: one float tensor ``(B, count_g, 3, side_g, side_g)`` per group, and
+        :param device: where the tensors go; default: the device of ``indices``
+        :param dtype: the floating point type of ``pixel_values``
+        :return: ``pixel_values``: one tensor ``(B, count_g, 3, side_g, side_g)`` per group, and
             ``image_mask``: one bool tensor ``(B, count_g)`` per group (False where an item has no image);
             empty slots hold zeros
         """
-        indices = torch.as_tensor(indices, dtype=torch.long).view(-1).cpu()
+        indices = torch.as_tensor(indices, dtype=torch.long)
+        device = torch.device(device) if device is not None else indices.device
+        indices = indices.view(-1).cpu()
+        # x = u * rescale / std - mean / std, in float32
+        scale = (self._rescale / self._std).to(device)
+        shift = (self._mean / self._std).to(device)
         pixel_values, image_mask = [], []
         for g, (count, side) in enumerate(self.layout.groups):
             rows = self._index[g][indices]
             mask = rows >= 0
-            out = torch.zeros(len(indices), count, 3, side, side)
+            raw = np.zeros((len(indices), count, 3, side, side), dtype=np.uint8)
             if mask.any():
                 selected = rows[mask].numpy()
-                order = np.argsort(selected)  # read the memory map in file order
-                raw = np.empty((len(selected), 3, side, side), dtype=np.uint8)
-                raw[order] = self._pixels[g][selected[order]]
-                values = torch.from_numpy(raw).float() * self._rescale
-                out[mask] = (values - self._mean) / self._std
-            pixel_values.append(out)
+                order = np.argsort(selected, kind="stable")  # read the memory map in file order
+                gathered = np.empty((len(selected), 3, side, side), dtype=np.uint8)
+                gathered[order] = self._pixels[g][selected[order]]
+                raw[mask.numpy()] = gathered
+            out = torch.from_numpy(raw).to(device, non_blocking=True).float().mul_(scale).sub_(shift)
+            mask = mask.to(device)
+            out.masked_fill_(~mask.view(*mask.shape, 1, 1, 1), 0.0)
+            pixel_values.append(out.to(dtype))
             image_mask.append(mask)
         return pixel_values, image_mask

@@ -16,7 +16,6 @@ from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from typing import Any, ClassVar, TextIO
 
 import pandas
-
 from pykeen.triples import TriplesFactory
 from pykeen.triples.triples_factory import TripleCondenser
 from pykeen.typing import LabeledTriples, MappedTriples
@@ -171,6 +170,30 @@ class MultimodalTriplesFactory(TriplesFactory):
         )
 
     @classmethod
+    def from_triples_factory(
+        cls, factory: TriplesFactory, *, attributes_from: MultimodalTriplesFactory
+    ) -> MultimodalTriplesFactory:
+        """Give a labelled factory the attributes that ``attributes_from`` has for the same labels.
+
+        For PyKEEN operations that return a plain :class:`pykeen.triples.TriplesFactory` with a new
+        labelling (e.g. :meth:`pykeen.datasets.Dataset.restrict`).
+        """
+        entities, relations = attributes_from.entity_to_id, attributes_from.relation_to_id
+        entity_labels = [factory.entity_id_to_label[i] for i in range(factory.num_entities)]
+        relation_labels = [factory.relation_id_to_label[i] for i in range(factory.real_num_relations)]
+        return cls(
+            mapped_triples=factory.mapped_triples,
+            entity_to_id=factory.entity_to_id,
+            relation_to_id=factory.relation_to_id,
+            create_inverse_triples=factory.create_inverse_triples,
+            metadata=factory.metadata,
+            entity_names=[attributes_from.entity_names[entities[label]] for label in entity_labels],
+            entity_descriptions=[attributes_from.entity_descriptions[entities[label]] for label in entity_labels],
+            entity_images=[attributes_from.entity_images[entities[label]] for label in entity_labels],
+            relation_texts=[attributes_from.relation_texts[relations[label]] for label in relation_labels],
+        )
+
+    @classmethod
     def from_path(
         cls,
         path: str | pathlib.Path | TextIO,
@@ -181,6 +204,8 @@ class MultimodalTriplesFactory(TriplesFactory):
 
         load_triples_kwargs = kwargs.pop("load_triples_kwargs", None) or {}
         triples = load_triples(path, **load_triples_kwargs)
+        if isinstance(path, str | pathlib.Path):
+            kwargs["metadata"] = {"path": pathlib.Path(path), **(kwargs.get("metadata") or {})}
         return cls.from_labeled_triples(triples=triples, **kwargs)
 
     def _multimodal_state(self) -> dict[str, Any]:
@@ -265,9 +290,7 @@ class MultimodalTriplesFactory(TriplesFactory):
         # PyKEEN reads the label columns with type inference, which turns labels such as WordNet's
         # "00001740" into integers; read them again as strings
         for name in (cls.file_name_entity_to_id, cls.file_name_relation_to_id):
-            df = pandas.read_csv(
-                path.joinpath(f"{name}.tsv.gz"), sep="\t", dtype={"label": str}, keep_default_na=False
-            )
+            df = pandas.read_csv(path.joinpath(f"{name}.tsv.gz"), sep="\t", dtype={"label": str}, keep_default_na=False)
             data[name] = dict(zip(df["label"], df["id"].astype(int), strict=True))
         file_path = path.joinpath(cls.file_name_multimodal)
         if not file_path.is_file():

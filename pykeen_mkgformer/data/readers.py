@@ -5,6 +5,7 @@ Every reader names the file and line of malformed input. Files may be plain or g
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import gzip
 import logging
@@ -13,7 +14,9 @@ import pathlib
 from collections.abc import Callable, Iterator, Mapping
 
 import numpy as np
-from pykeen.triples.triples_factory import create_entity_mapping, create_relation_mapping
+import pandas
+import torch
+from pykeen.triples.triples_factory import create_relation_mapping
 
 from .multimodal import MultimodalTriplesFactory
 
@@ -41,19 +44,37 @@ def _lines(path: pathlib.Path) -> Iterator[tuple[int, str]]:
                 yield number, line
 
 
-def read_triples(path: str | pathlib.Path) -> np.ndarray:
-    """Read ``head \\t relation \\t tail`` lines into a ``(n, 3)`` string array.
-
-    :raises ValueError: naming the file and line of a line without exactly three fields
-    """
-    path = pathlib.Path(path)
+def _read_triple_lines(path: pathlib.Path) -> np.ndarray:
+    """Line by line: raise naming the first line that is not ``head<TAB>relation<TAB>tail``."""
     triples = []
     for number, line in _lines(path):
         fields = line.split("\t")
         if len(fields) != 3 or not all(field.strip() for field in fields):
             raise ValueError(f"{path}, line {number}: expected 'head<TAB>relation<TAB>tail', got {line!r}")
-        triples.append([field.strip() for field in fields])
-    return np.asarray(triples, dtype=str).reshape(-1, 3)
+        triples.append(fields)
+    return np.asarray(triples, dtype=object).reshape(-1, 3)
+
+
+def read_triples(path: str | pathlib.Path) -> np.ndarray:
+    """Read ``head \\t relation \\t tail`` lines into a ``(n, 3)`` array of ``str`` (dtype object).
+
+    Labels are kept as written (as PyKEEN's ``load_triples`` does); blank lines are skipped.
+
+    :raises ValueError: naming the file and line of a line without exactly three non-blank fields
+    """
+    path = pathlib.Path(path)
+    try:  # the fast path: pandas' C parser
+        frame = pandas.read_csv(
+            path, sep="\t", header=None, dtype=str, keep_default_na=False, quoting=csv.QUOTE_NONE, engine="c"
+        )
+    except (pandas.errors.ParserError, pandas.errors.EmptyDataError):
+        frame = None
+    if frame is not None and frame.shape[1] == 3:
+        triples = frame.to_numpy(dtype=object)
+        if not pandas.isna(triples).any() and not any(label.isspace() or not label for label in set(triples.flat)):
+            return triples
+    # something irregular: the line-by-line reader parses it or names the offending line
+    return _read_triple_lines(path)
 
 
 def read_text_table(path: str | pathlib.Path) -> dict[str, str]:
@@ -126,6 +147,20 @@ class MultimodalFiles:
         return [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in paths]
 
 
+def _map_to_ids(
+    triples: np.ndarray, entity_to_id: Mapping[str, int], relation_to_id: Mapping[str, int], path: pathlib.Path
+) -> torch.Tensor:
+    """Label-based triples -> sorted unique id-based triples (PyKEEN's convention); duplicates are logged."""
+    columns = [
+        [mapping[label] for label in triples[:, column].tolist()]
+        for column, mapping in ((0, entity_to_id), (1, relation_to_id), (2, entity_to_id))
+    ]
+    mapped = np.unique(np.asarray(columns, dtype=np.int64).T.reshape(-1, 3), axis=0)
+    if len(mapped) < len(triples):
+        logger.warning("%s: %d duplicate triples counted once", path, len(triples) - len(mapped))
+    return torch.as_tensor(mapped, dtype=torch.long)
+
+
 def load_multimodal_splits(
     files: MultimodalFiles,
     *,
@@ -133,14 +168,17 @@ def load_multimodal_splits(
 ) -> tuple[MultimodalTriplesFactory, MultimodalTriplesFactory, MultimodalTriplesFactory]:
     """Read training / validation / testing into factories that share ids and attributes.
 
-    The entity and relation maps are built over *all* splits, so entities seen only in validation or
-    testing keep their ids (MKGformer can embed them from their text) and no triple is dropped.
+    The entity and relation maps are built over *all* splits (sorted labels, as PyKEEN does), so
+    entities seen only in validation or testing keep their ids (MKGformer can embed them from their
+    text) and no triple is dropped.
     """
-    splits = [read_triples(path) for path in (files.training, files.validation, files.testing)]
+    paths = (files.training, files.validation, files.testing)
+    splits = [read_triples(path) for path in paths]
     all_triples = np.concatenate(splits)
-    entity_to_id = create_entity_mapping(all_triples)
-    relation_to_id = create_relation_mapping(all_triples[:, 1])
-    training_entities = set(splits[0][:, 0]).union(splits[0][:, 2])
+    entity_labels = sorted(set(all_triples[:, 0].tolist()) | set(all_triples[:, 2].tolist()))
+    entity_to_id = {label: i for i, label in enumerate(entity_labels)}
+    relation_to_id = create_relation_mapping(set(all_triples[:, 1].tolist()))
+    training_entities = set(splits[0][:, 0].tolist()) | set(splits[0][:, 2].tolist())
     unseen = len(entity_to_id) - len(training_entities)
     if unseen:
         logger.info(
@@ -151,29 +189,35 @@ def load_multimodal_splits(
     descriptions: Mapping[str, str] = entity_texts
     if files.entity_long_texts is not None:
         descriptions = {**entity_texts, **read_text_table(files.entity_long_texts)}
-    entity_images = None
+    images: list[tuple[str, ...]] = [()] * len(entity_labels)
     if files.image_root is not None:
         by_folder = list_entity_images(files.image_root)
-        entity_images = {label: by_folder[files.image_folder(label)] for label in entity_to_id if files.image_folder(label) in by_folder}
-        unmatched = len(by_folder) - len(entity_images)
+        images = [by_folder.get(files.image_folder(label), ()) for label in entity_labels]
+        unmatched = len(by_folder) - sum(1 for paths in images if paths)
         if unmatched:
             logger.info("%s: %d image folders belong to no entity of this graph", files.image_root, unmatched)
+    relation_texts = read_text_table(files.relation_texts)
+    relation_labels = sorted(relation_to_id, key=relation_to_id.__getitem__)
 
-    training = MultimodalTriplesFactory.from_labeled_triples(
-        splits[0],
-        entity_to_id=entity_to_id,
-        relation_to_id=relation_to_id,
-        create_inverse_triples=create_inverse_triples,
-        entity_names={label: files.name_from_text(text) for label, text in entity_texts.items()},
-        entity_descriptions=descriptions,
-        entity_images=entity_images,
-        relation_texts=read_text_table(files.relation_texts),
-        metadata={"path": files.training},
-    )
-    validation, testing = (
-        training.clone_and_exchange_triples(
-            training.map_triples(triples), create_inverse_triples=False, extra_metadata={"path": path}, keep_metadata=False
+    training, validation, testing = (
+        MultimodalTriplesFactory(
+            mapped_triples=_map_to_ids(triples, entity_to_id, relation_to_id, path),
+            entity_to_id=entity_to_id,
+            relation_to_id=relation_to_id,
+            # PyKEEN's convention: only training creates inverse triples, evaluation handles the rest
+            create_inverse_triples=create_inverse_triples and path == files.training,
+            metadata={"path": path},
+            entity_names=[
+                files.name_from_text(entity_texts[label]) if label in entity_texts else label for label in entity_labels
+            ],
+            entity_descriptions=[descriptions.get(label, "") for label in entity_labels],
+            entity_images=images,
+            relation_texts=[relation_texts.get(label, label) for label in relation_labels],
         )
-        for triples, path in zip(splits[1:], (files.validation, files.testing), strict=True)
+        for triples, path in zip(splits, paths, strict=True)
     )
+    # one copy of the attribute lists, shared by the three factories
+    for factory in (validation, testing):
+        for name in ("entity_names", "entity_descriptions", "entity_images", "relation_texts"):
+            setattr(factory, name, getattr(training, name))
     return training, validation, testing
