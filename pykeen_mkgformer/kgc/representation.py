@@ -152,11 +152,8 @@ class EntityImages:
         self, entities: torch.LongTensor, device: torch.device | None = None
     ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Pixel values (one ``(batch, count, 3, side, side)`` tensor per resolution) and image masks of these entities."""
-        pixel_values, image_mask = self.cache.lookup(entities.detach().cpu())
-        if device is not None:
-            pixel_values = [p.to(device, non_blocking=True) for p in pixel_values]
-            image_mask = [m.to(device, non_blocking=True) for m in image_mask]
-        return pixel_values, image_mask
+        # uint8 pixels travel to the device and are normalised there
+        return self.cache.lookup(entities.detach(), device=device if device is not None else entities.device)
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
