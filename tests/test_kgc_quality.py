@@ -1,9 +1,10 @@
 """MKGformer uses the images: on ShapesKG the answers are visible only in the known entity's picture.
 
 ShapesKG's test heads never occur in training (their text says only "object number N"), so a
-model can rank their tails only from their images. Checked locally with seeds 0, 1, 2: Hits@10 of
-0.74 / 0.88 / 0.78 with images and 2 fused layers vs 0.50 / 0.56 / 0.46 with fusion off and no
-images (tail prediction, filtered).
+model can rank their tails only from their images. Checked locally with seeds 0, 1, 2 (tail
+prediction, filtered): Hits@10 0.74 / 0.74 / 0.68 and MRR 0.64 / 0.72 / 0.62 with images and 2
+fused layers, vs Hits@10 0.46 / 0.57 / 0.53 and MRR 0.36 / 0.40 / 0.39 with fusion off and no
+images; the thresholds below hold for all three.
 """
 
 from __future__ import annotations
@@ -46,5 +47,5 @@ def test_images_and_fusion_beat_text_only(tmp_path):
     dataset = ShapesKG(cache_root=tmp_path / "shapes", create_inverse_triples=True)
     multimodal = train_and_evaluate(dataset, tmp_path / "pixels", fusion_layers=2, max_images=1)
     text_only = train_and_evaluate(dataset, tmp_path / "pixels", fusion_layers=0, max_images=0)
-    assert multimodal["hits@10"] >= text_only["hits@10"] + 0.15, (multimodal, text_only)
-    assert multimodal["mrr"] > text_only["mrr"], (multimodal, text_only)
+    assert multimodal["hits@10"] >= text_only["hits@10"] + 0.1, (multimodal, text_only)
+    assert multimodal["mrr"] >= text_only["mrr"] + 0.15, (multimodal, text_only)
