@@ -131,6 +131,10 @@ def test_score_methods_agree(shapes, image_cache):
         assert torch.allclose(model.score_h(hrt[:, 1:]), model.score_t(inverse), atol=1e-5)
         # PyKEEN's predict_h with inverse triples goes through score_t of the inverse relation
         assert torch.allclose(model.predict_h(triples[:, 1:]), model.score_t(inverse), atol=1e-5)
+        # relation prediction: one query per relation
+        relations = model.score_r(hrt[:2, 0::2])
+        assert relations.shape == (2, model.num_relations)
+        assert torch.allclose(relations.gather(1, hrt[:2, 1:2]), model.score_hrt(hrt[:2]), atol=1e-5)
 
 
 def test_without_inverse_triples_score_h_uses_the_inverse_token(tmp_path, image_cache):
