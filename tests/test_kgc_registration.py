@@ -66,8 +66,11 @@ def test_tiny_experiment_file_through_the_cli(tmp_path):
 
 @pytest.mark.parametrize("name", ["mkgformer_wn18img.json", "mkgformer_fb15k237img.json", "mkgformer_tiny.json"])
 def test_experiment_files_use_real_arguments(name):
+    import torch
     from pykeen.datasets import dataset_resolver
+    from pykeen.optimizers import optimizer_resolver
     from pykeen.pipeline import pipeline
+    from pykeen.training.training_loop import _get_optimizer_kwargs
 
     from pykeen_mkgformer.kgc import MKGformer
 
@@ -77,6 +80,11 @@ def test_experiment_files_use_real_arguments(name):
     assert set(settings["model_kwargs"]) <= set(inspect.signature(MKGformer.__init__).parameters)
     assert dataset_resolver.lookup(settings["dataset"]).__module__ == "pykeen_mkgformer.data.datasets"
     assert settings["dataset_kwargs"]["create_inverse_triples"] is True
+    # PyKEEN re-creates the optimizer from its param-group settings at the start of training
+    optimizer = optimizer_resolver.make(
+        settings["optimizer"], settings["optimizer_kwargs"], params=[torch.nn.Parameter(torch.zeros(1))]
+    )
+    type(optimizer)(params=[torch.nn.Parameter(torch.zeros(1))], **_get_optimizer_kwargs(optimizer))
     if name != "mkgformer_tiny.json":
         comment = config["metadata"]["_comment"]
         assert "M=3" in comment and f"uses {settings['model_kwargs']['fusion_layers']}" in comment
