@@ -1,1 +1,52 @@
-"""Placeholder: see the issue tracker."""
+"""MKGformer link prediction as a PyKEEN model.
+
+- :class:`MKGformer` (:mod:`.model`): the PyKEEN model (``pipeline(model="MKGformer", ...)``)
+- :class:`MKGformerInteraction` (:mod:`.interaction`): encoder + MLM transform, one matmul over entities
+- :mod:`.representation`: entity token embeddings, entity images
+- :mod:`.inputs`: tokenizer, pre-tokenised texts, vectorised query assembly
+- :class:`EntityModeling` (:mod:`.entity_modeling`): stage 1
+
+Names are imported on first access (PEP 562), so that PyKEEN can register :class:`MKGformer`
+while it builds its model resolver without importing transformers' models.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__all__ = [
+    "MKGformer",
+    "MKGformerInteraction",
+    "EntityModeling",
+    "EntityImages",
+    "EntityTokenRepresentation",
+    "QueryAssembler",
+    "QueryBatch",
+    "build_tokenizer",
+    "tiny_text_encoder",
+    "tiny_vision_encoder",
+]
+
+_WHERE = {
+    "MKGformer": ".model",
+    "MKGformerInteraction": ".interaction",
+    "EntityModeling": ".entity_modeling",
+    "EntityImages": ".representation",
+    "EntityTokenRepresentation": ".representation",
+    "QueryAssembler": ".inputs",
+    "QueryBatch": ".inputs",
+    "build_tokenizer": ".inputs",
+    "tiny_text_encoder": ".presets",
+    "tiny_vision_encoder": ".presets",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_WHERE[name], __name__), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

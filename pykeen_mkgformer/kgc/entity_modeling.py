@@ -1,0 +1,113 @@
+r"""Stage 1 of MKGformer: image-text incorporated entity modeling.
+
+Before link prediction, each entity token learns what its description and images say: the input
+``[CLS] [MASK] is <e text> [SEP]`` with entity :math:`e`'s images is scored against all entity
+tokens exactly like a link prediction query, and the cross-entropy
+
+.. math::
+
+    \mathcal{L} = -\log \frac{\exp f_e}{\sum_{e'} \exp f_{e'}}, \qquad
+    f_{e'} = \mathrm{MLM}(\mathbf{m}_e)^{\top}\mathbf{e}_{e'} + b_{e'}
+
+is minimised with Adam over the **new token embeddings only** (entity and relation rows of the
+word embedding matrix): every other parameter is frozen, and the gradient of the original
+vocabulary's rows is masked to zero, so they do not move (Adam without weight decay leaves a
+parameter with zero gradient untouched).
+
+The shuffling uses PyTorch's global generator, so stage 1 is deterministic under PyKEEN's
+``random_seed``; it runs once, from :meth:`pykeen_mkgformer.kgc.MKGformer.train`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+from torch.nn import functional
+from tqdm.auto import tqdm
+
+if TYPE_CHECKING:
+    from .model import MKGformer
+
+__all__ = ["EntityModeling"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class EntityModeling:
+    """Settings of stage 1 and the loop that runs it."""
+
+    #: passes over all entities (0: skip stage 1)
+    epochs: int = 15
+    #: entities per step
+    batch_size: int = 64
+    #: Adam's learning rate
+    lr: float = 5e-4
+    #: show a progress bar
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.epochs < 0 or self.batch_size < 1 or self.lr <= 0:
+            raise ValueError(
+                f"entity modeling needs epochs >= 0, batch_size >= 1 and lr > 0; got epochs={self.epochs}, "
+                f"batch_size={self.batch_size}, lr={self.lr}."
+            )
+
+    def run(self, model: MKGformer) -> list[float]:
+        """Train the new token embeddings of ``model`` on entity modeling; return the mean loss per epoch."""
+        if self.epochs == 0:
+            return []
+        word_embeddings = model.interaction.encoder.get_input_embeddings()
+        weight = word_embeddings.weight
+        new_rows = torch.zeros(weight.shape[0], 1, dtype=weight.dtype, device=weight.device)
+        new_rows[model.queries.entity_token_offset :] = 1.0
+        trainable = {id(weight)}
+        previous = {name: p.requires_grad for name, p in model.named_parameters()}
+        for p in model.parameters():
+            p.requires_grad_(id(p) in trainable)
+        handle = weight.register_hook(lambda grad: grad * new_rows)
+        optimizer = torch.optim.Adam([weight], lr=self.lr, weight_decay=0.0)
+        was_training = model.training
+        model.train()
+        losses: list[float] = []
+        device = weight.device
+        num_entities = model.num_entities
+        try:
+            epochs = tqdm(
+                range(self.epochs), desc="Entity modeling (stage 1)", unit="epoch", disable=not self.progress
+            )
+            for _ in epochs:
+                order = torch.randperm(num_entities).to(device)
+                total, count = 0.0, 0
+                for start in range(0, num_entities, self.batch_size):
+                    entities = order[start : start + self.batch_size]
+                    optimizer.zero_grad(set_to_none=True)
+                    logits = self.logits(model, entities)
+                    loss = functional.cross_entropy(logits, entities)
+                    loss.backward()
+                    optimizer.step()
+                    total += float(loss.detach()) * entities.shape[0]
+                    count += entities.shape[0]
+                losses.append(total / max(count, 1))
+                epochs.set_postfix(loss=losses[-1])
+        finally:
+            handle.remove()
+            for name, p in model.named_parameters():
+                p.requires_grad_(previous[name])
+            model.train(was_training)
+        logger.info("entity modeling: loss per epoch %s", losses)
+        return losses
+
+    @staticmethod
+    def logits(model: MKGformer, entities: torch.LongTensor) -> torch.FloatTensor:
+        """Scores ``(batch, num_entities)`` of ``[CLS] [MASK] is <e text> [SEP]`` with each entity's own images."""
+        query = model.queries.entity_modeling(entities)
+        pixel_values = image_mask = None
+        if model.images is not None:
+            pixel_values, image_mask = model.images.lookup(entities, device=query.input_ids.device)
+        vectors = model.interaction.encode(query, pixel_values, image_mask)
+        embeddings, bias = model.entity_representation(None)
+        return vectors @ embeddings.t() + bias.unsqueeze(0)

@@ -1,0 +1,296 @@
+"""Text inputs of MKGformer: the tokenizer, pre-tokenised entity/relation texts, and query assembly.
+
+Every entity and relation text is tokenised **once**, when the model is built; a batch of queries is
+then assembled from those cached id tensors with a handful of vectorised tensor operations, so no
+tokenizer runs during training or evaluation.
+
+Entity and relation tokens are not added to the tokenizer: they are ids appended after the text
+vocabulary (``entity e -> vocab_size + e``, ``directed relation d -> vocab_size + num_entities + d``),
+and the text tower's word embeddings are resized to match. The two query layouts are
+
+- link prediction (stage 2), for a query ``(h, r, ?)``::
+
+      [CLS] <h token> [SEP] <r text> <r token> [SEP] [MASK] <h text> [SEP]
+
+- entity modeling (stage 1), for an entity ``e``::
+
+      [CLS] [MASK] is <e text> [SEP]
+
+Both are cut to ``max_seq_length`` by shortening the texts (entity text first, then relation text);
+the special and entity/relation tokens are never cut.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
+
+__all__ = [
+    "QueryBatch",
+    "QueryAssembler",
+    "TokenizedTexts",
+    "build_tokenizer",
+    "train_wordpiece_tokenizer",
+    "concatenate_segments",
+]
+
+logger = logging.getLogger(__name__)
+
+#: special tokens of a tokenizer trained from scratch (BERT's names)
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+
+
+def train_wordpiece_tokenizer(texts: Sequence[str], *, vocab_size: int = 2000) -> PreTrainedTokenizerFast:
+    """Build a small BERT-style WordPiece tokenizer (lower-cased) from some texts, deterministically.
+
+    Used when the text encoder is a config dict (random weights) and no ``tokenizer`` is given: the
+    vocabulary then fits the knowledge graph's own texts instead of a foreign checkpoint's. The
+    vocabulary is: the special tokens, every character (alone and as a ``##`` continuation, so
+    every word can be spelled), then the most frequent whole words (ties by spelling) up to
+    ``vocab_size``. (``tokenizers``' own WordPiece trainer assigns ids in hash order, which differs
+    between processes, so it is not used.)
+
+    :param texts: the texts
+    :param vocab_size: the largest vocabulary size (at least the special tokens and the alphabet are kept)
+    """
+    from collections import Counter
+
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
+
+    normalizer = normalizers.BertNormalizer(lowercase=True)
+    pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    words: Counter[str] = Counter()
+    for text in texts:
+        words.update(word for word, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text)))
+    characters = sorted({character for word in words for character in word})
+    vocabulary = [*SPECIAL_TOKENS, *characters, *(f"##{character}" for character in characters)]
+    known = set(vocabulary)
+    for word, _ in sorted(words.items(), key=lambda item: (-item[1], item[0])):
+        if len(vocabulary) >= vocab_size:
+            break
+        if word not in known:
+            vocabulary.append(word)
+            known.add(word)
+    backend = Tokenizer(models.WordPiece(vocab={token: i for i, token in enumerate(vocabulary)}, unk_token="[UNK]"))
+    backend.normalizer = normalizer
+    backend.pre_tokenizer = pre_tokenizer
+    backend.decoder = decoders.WordPiece()
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+    )
+
+
+def build_tokenizer(
+    text_encoder: Any,
+    tokenizer: str | Path | PreTrainedTokenizerBase | None,
+    texts: Sequence[str],
+    *,
+    vocab_size: int = 2000,
+) -> PreTrainedTokenizerBase:
+    """The tokenizer for a text encoder.
+
+    - ``tokenizer`` given (a name, a folder or a tokenizer object): that one;
+    - else a pretrained ``text_encoder`` (a name or folder): its own tokenizer;
+    - else (a config dict or config object, i.e. random weights): a WordPiece tokenizer trained on
+      ``texts`` (see :func:`train_wordpiece_tokenizer`).
+
+    :raises ValueError: if the tokenizer lacks one of ``[CLS] [SEP] [MASK] [PAD]``
+    """
+    if isinstance(tokenizer, PreTrainedTokenizerBase):
+        result = tokenizer
+    elif tokenizer is not None:
+        result = AutoTokenizer.from_pretrained(str(tokenizer))
+    elif isinstance(text_encoder, (str, Path)):
+        result = AutoTokenizer.from_pretrained(str(text_encoder))
+    else:
+        result = train_wordpiece_tokenizer(texts, vocab_size=vocab_size)
+    missing = [
+        name for name in ("cls_token_id", "sep_token_id", "mask_token_id", "pad_token_id") if getattr(result, name) is None
+    ]
+    if missing:
+        raise ValueError(f"The tokenizer {type(result).__name__} has no {', '.join(missing)}; MKGformer needs BERT-style special tokens.")
+    return result
+
+
+@dataclass
+class TokenizedTexts:
+    """Texts tokenised once: padded ids ``(n, max_len)`` and true lengths ``(n,)``."""
+
+    ids: torch.LongTensor
+    lengths: torch.LongTensor
+
+    @classmethod
+    def from_texts(
+        cls, tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], *, max_length: int, batch_size: int = 4096
+    ) -> TokenizedTexts:
+        """Tokenise without special tokens, each text cut to ``max_length`` tokens."""
+        rows: list[list[int]] = []
+        for start in range(0, len(texts), batch_size):
+            encoded = tokenizer(
+                list(texts[start : start + batch_size]),
+                add_special_tokens=False,
+                truncation=True,
+                max_length=max(max_length, 1),
+            )["input_ids"]
+            rows.extend(encoded)
+        width = max([len(row) for row in rows], default=0)
+        ids = torch.full((len(rows), max(width, 1)), int(tokenizer.pad_token_id), dtype=torch.long)
+        for i, row in enumerate(rows):
+            ids[i, : len(row)] = torch.as_tensor(row, dtype=torch.long)
+        lengths = torch.as_tensor([len(row) for row in rows], dtype=torch.long)
+        return cls(ids=ids, lengths=lengths)
+
+
+@dataclass
+class QueryBatch:
+    """Assembled text inputs of a batch of queries."""
+
+    #: ``(batch, n_tokens)``
+    input_ids: torch.LongTensor
+    #: ``(batch, n_tokens)``, 1 for real tokens
+    attention_mask: torch.LongTensor
+    #: ``(batch,)``, where the ``[MASK]`` token sits
+    mask_position: torch.LongTensor
+
+
+def concatenate_segments(
+    segments: Sequence[tuple[torch.Tensor, torch.Tensor]], *, pad_id: int
+) -> tuple[torch.LongTensor, torch.LongTensor, torch.LongTensor]:
+    """Concatenate per-row variable-length segments into one padded batch, without a Python loop over rows.
+
+    :param segments: ``(ids, lengths)`` pairs; ``ids`` is ``(batch, width)``, ``lengths`` is ``(batch,)``
+        with ``lengths <= width`` (only the first ``lengths[i]`` ids of row ``i`` are used)
+    :param pad_id: the id written after each row's end
+    :return: ``input_ids (batch, total_max)``, ``attention_mask`` and the start of every segment ``(batch, n_segments)``
+    """
+    lengths = torch.stack([length for _, length in segments], dim=1)  # (b, s)
+    starts = torch.cumsum(lengths, dim=1) - lengths
+    total = lengths.sum(dim=1)
+    batch_size = lengths.shape[0]
+    width = int(total.max()) if batch_size else 0
+    positions = torch.arange(width, device=lengths.device).unsqueeze(0)  # (1, w)
+    input_ids = torch.full((batch_size, width), pad_id, dtype=torch.long, device=lengths.device)
+    for index, (ids, _) in enumerate(segments):
+        offset = positions - starts[:, index : index + 1]
+        inside = (offset >= 0) & (offset < lengths[:, index : index + 1])
+        values = ids.gather(1, offset.clamp(0, ids.shape[1] - 1))
+        input_ids = torch.where(inside, values, input_ids)
+    attention_mask = (positions < total.unsqueeze(1)).long()
+    return input_ids, attention_mask, starts
+
+
+class QueryAssembler(nn.Module):
+    """Builds the token ids of link prediction and entity modeling queries from cached tokenised texts.
+
+    Its tensors are non-persistent buffers: they follow the model to its device but stay out of the
+    state dict (they are rebuilt from the texts, deterministically, whenever the model is built).
+    """
+
+    def __init__(
+        self,
+        tokenizer: PreTrainedTokenizerBase,
+        *,
+        entity_texts: Sequence[str],
+        relation_texts: Sequence[str],
+        max_seq_length: int,
+    ):
+        """Tokenise every text once.
+
+        :param tokenizer: the text tokenizer (not stored)
+        :param entity_texts: one text per entity id
+        :param relation_texts: one text per *directed* relation id (forward and inverse)
+        :param max_seq_length: the longest query, special and entity/relation tokens included
+        """
+        super().__init__()
+        if max_seq_length < 8:
+            raise ValueError(f"max_seq_length must be at least 8 (the query's fixed tokens), got {max_seq_length}.")
+        self.max_seq_length = max_seq_length
+        self.base_vocab_size = len(tokenizer)
+        self.num_entities = len(entity_texts)
+        self.num_directed_relations = len(relation_texts)
+        self.cls_id = int(tokenizer.cls_token_id)
+        self.sep_id = int(tokenizer.sep_token_id)
+        self.mask_id = int(tokenizer.mask_token_id)
+        self.pad_id = int(tokenizer.pad_token_id)
+        entities = TokenizedTexts.from_texts(tokenizer, entity_texts, max_length=max_seq_length)
+        relations = TokenizedTexts.from_texts(tokenizer, relation_texts, max_length=max_seq_length)
+        self.register_buffer("entity_text_ids", entities.ids, persistent=False)
+        self.register_buffer("entity_text_lengths", entities.lengths, persistent=False)
+        self.register_buffer("relation_text_ids", relations.ids, persistent=False)
+        self.register_buffer("relation_text_lengths", relations.lengths, persistent=False)
+        is_ids = tokenizer("is", add_special_tokens=False)["input_ids"]
+        self.register_buffer("is_ids", torch.as_tensor(is_ids, dtype=torch.long), persistent=False)
+
+    # ------------------------------------------------------------------ vocabulary layout
+    @property
+    def vocab_size(self) -> int:
+        """Text vocabulary + one token per entity + one per directed relation."""
+        return self.base_vocab_size + self.num_entities + self.num_directed_relations
+
+    @property
+    def entity_token_offset(self) -> int:
+        """The token id of entity 0."""
+        return self.base_vocab_size
+
+    @property
+    def relation_token_offset(self) -> int:
+        """The token id of directed relation 0."""
+        return self.base_vocab_size + self.num_entities
+
+    # ------------------------------------------------------------------ queries
+    def _constant(self, value: int | torch.Tensor, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        device = self.entity_text_ids.device
+        ids = torch.as_tensor(value, dtype=torch.long, device=device).expand(batch_size).reshape(batch_size, 1)
+        return ids, torch.ones(batch_size, dtype=torch.long, device=device)
+
+    def link_prediction(self, known_entities: torch.LongTensor, directed_relations: torch.LongTensor) -> QueryBatch:
+        """``[CLS] <e token> [SEP] <r text> <r token> [SEP] [MASK] <e text> [SEP]`` for queries ``(e, r, ?)``.
+
+        :param known_entities: ``(batch,)`` the known entity of each query
+        :param directed_relations: ``(batch,)`` directed relation ids (forward ``2r``, inverse ``2r + 1``)
+        """
+        batch_size = known_entities.shape[0]
+        budget = self.max_seq_length - 7
+        relation_lengths = self.relation_text_lengths[directed_relations].clamp(max=budget)
+        entity_lengths = self.entity_text_lengths[known_entities].clamp(max=budget - relation_lengths)
+        segments = [
+            self._constant(self.cls_id, batch_size),
+            self._constant(known_entities + self.entity_token_offset, batch_size),
+            self._constant(self.sep_id, batch_size),
+            (self.relation_text_ids[directed_relations], relation_lengths),
+            self._constant(directed_relations + self.relation_token_offset, batch_size),
+            self._constant(self.sep_id, batch_size),
+            self._constant(self.mask_id, batch_size),
+            (self.entity_text_ids[known_entities], entity_lengths),
+            self._constant(self.sep_id, batch_size),
+        ]
+        input_ids, attention_mask, starts = concatenate_segments(segments, pad_id=self.pad_id)
+        return QueryBatch(input_ids=input_ids, attention_mask=attention_mask, mask_position=starts[:, 6])
+
+    def entity_modeling(self, entities: torch.LongTensor) -> QueryBatch:
+        """``[CLS] [MASK] is <e text> [SEP]`` for each entity ``e`` (stage 1)."""
+        batch_size = entities.shape[0]
+        is_ids = self.is_ids.unsqueeze(0).expand(batch_size, -1)
+        is_lengths = torch.full((batch_size,), self.is_ids.shape[0], dtype=torch.long, device=is_ids.device)
+        budget = self.max_seq_length - 3 - self.is_ids.shape[0]
+        segments = [
+            self._constant(self.cls_id, batch_size),
+            self._constant(self.mask_id, batch_size),
+            (is_ids, is_lengths),
+            (self.entity_text_ids[entities], self.entity_text_lengths[entities].clamp(max=budget)),
+            self._constant(self.sep_id, batch_size),
+        ]
+        input_ids, attention_mask, starts = concatenate_segments(segments, pad_id=self.pad_id)
+        return QueryBatch(input_ids=input_ids, attention_mask=attention_mask, mask_position=starts[:, 1])

@@ -1,0 +1,41 @@
+"""Tiny random encoder configs, for tests, CPU demos and smoke runs (no download, seconds per epoch).
+
+Pass them as ``text_encoder`` / ``vision_encoder`` of :class:`~pykeen_mkgformer.kgc.MKGformer`;
+with a config-dict text encoder and no ``tokenizer``, a WordPiece tokenizer is trained on the
+graph's own texts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["tiny_text_encoder", "tiny_vision_encoder"]
+
+
+def tiny_text_encoder(
+    *, hidden_size: int = 32, num_layers: int = 2, num_heads: int = 2, max_length: int = 64
+) -> dict[str, Any]:
+    """A small random BERT config dict."""
+    return dict(
+        model_type="bert",
+        hidden_size=hidden_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=num_heads,
+        intermediate_size=2 * hidden_size,
+        max_position_embeddings=max_length,
+    )
+
+
+def tiny_vision_encoder(
+    *, hidden_size: int = 32, num_layers: int = 2, num_heads: int = 2, image_size: int = 32, patch_size: int = 8
+) -> dict[str, Any]:
+    """A small random CLIP vision config dict."""
+    return dict(
+        model_type="clip_vision_model",
+        hidden_size=hidden_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=num_heads,
+        intermediate_size=2 * hidden_size,
+        image_size=image_size,
+        patch_size=patch_size,
+    )

@@ -1,0 +1,164 @@
+r"""Entity representations of MKGformer.
+
+An entity appears in two roles:
+
+- as the **known** entity of a query: its token, its text (:mod:`.inputs`) and its images, read
+  lazily from a memory-mapped :class:`~pykeen_mkgformer.data.images.PixelCache` for the entities
+  of the batch only (:class:`EntityImages`);
+- as a **candidate** answer: its token embedding :math:`\mathbf{e}_e` (a row of the text tower's
+  word embeddings, shared with the input side) and a bias :math:`b_e`
+  (:class:`EntityTokenRepresentation`).
+
+Entity (and relation) token embeddings start as the mean word embedding of their own text
+(:func:`initialize_token_rows_from_text`), so a pretrained text tower knows roughly what they mean.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = [
+    "EntityImages",
+    "EntityTokenRepresentation",
+    "initialize_token_rows_from_text",
+]
+
+logger = logging.getLogger(__name__)
+
+
+class EntityTokenRepresentation(nn.Module):
+    r"""The candidate side: entity token embeddings :math:`\mathbf{E}` (tied to the word embeddings) and biases :math:`\mathbf{b}`.
+
+    The embeddings are a view on rows ``offset .. offset + num_entities`` of the text tower's word
+    embedding matrix, so what stage 1 and the input side learn for an entity token is what the
+    scorer compares against.
+    """
+
+    def __init__(self, word_embeddings: nn.Embedding, *, offset: int, num_entities: int):
+        """Wrap the text tower's word embeddings.
+
+        :param word_embeddings: the (resized) input embeddings of the text tower
+        :param offset: the token id of entity 0
+        :param num_entities: the number of entities
+        """
+        super().__init__()
+        # a plain attribute, not a submodule: the embedding is owned (and saved) by the text tower
+        self._word_embeddings = [word_embeddings]
+        self.offset = offset
+        self.num_entities = num_entities
+        self.bias = nn.Parameter(torch.zeros(num_entities))
+
+    @property
+    def word_embeddings(self) -> nn.Embedding:
+        """The text tower's word embeddings."""
+        return self._word_embeddings[0]
+
+    def forward(self, indices: torch.LongTensor | None = None) -> tuple[torch.FloatTensor, torch.FloatTensor]:
+        """Embeddings ``(*, dim)`` and biases ``(*)`` of some entities (all when ``indices`` is None)."""
+        weight = self.word_embeddings.weight[self.offset : self.offset + self.num_entities]
+        if indices is None:
+            return weight, self.bias
+        return weight[indices], self.bias[indices]
+
+    def reset_parameters(self) -> None:
+        """Zero biases."""
+        nn.init.zeros_(self.bias)
+
+
+@torch.no_grad()
+def initialize_token_rows_from_text(
+    word_embeddings: nn.Embedding, *, rows: torch.LongTensor, text_ids: torch.LongTensor, text_lengths: torch.LongTensor
+) -> None:
+    r"""Set each new token's embedding to the mean word embedding of its text, :math:`\mathbf{e} = \frac{1}{n}\sum_{i=1}^{n} \mathbf{w}_{x_i}`.
+
+    Rows whose text has no token keep their current value.
+
+    :param word_embeddings: the text tower's (resized) word embeddings
+    :param rows: ``(n,)`` the token ids to set
+    :param text_ids: ``(n, width)`` padded token ids of each row's text
+    :param text_lengths: ``(n,)`` the true lengths
+    """
+    weight = word_embeddings.weight
+    text_ids = text_ids.to(weight.device)
+    text_lengths = text_lengths.to(weight.device)
+    rows = rows.to(weight.device)
+    mask = torch.arange(text_ids.shape[1], device=weight.device).unsqueeze(0) < text_lengths.unsqueeze(1)
+    for start in range(0, rows.shape[0], 4096):
+        stop = start + 4096
+        vectors = weight[text_ids[start:stop]]  # (n, width, dim)
+        chunk_mask = mask[start:stop].unsqueeze(-1).to(vectors.dtype)
+        counts = chunk_mask.sum(dim=1)
+        means = (vectors * chunk_mask).sum(dim=1) / counts.clamp(min=1)
+        has_text = counts.squeeze(-1) > 0
+        weight[rows[start:stop][has_text]] = means[has_text]
+
+
+class EntityImages:
+    """The entities' preprocessed images, looked up for the known entities of a batch only.
+
+    Wraps a :class:`~pykeen_mkgformer.data.images.PixelCache`. It pickles as its recipe (image paths,
+    processor, layout, cache folder) and reopens the cache on first use after unpickling, so a saved
+    model (``trained_model.pkl``) never embeds the pixels; the cache is found again on disk or rebuilt
+    from the image files.
+    """
+
+    def __init__(
+        self,
+        image_paths: Sequence[Sequence[str]],
+        *,
+        processor: Any,
+        layout: Any,
+        cache_dir: str | Path | None = None,
+        progress: bool = True,
+    ):
+        """Build (or find) the pixel cache for these images."""
+        self.image_paths = [tuple(str(p) for p in paths) for paths in image_paths]
+        self.processor = processor
+        self.layout = layout
+        self.cache_dir = None if cache_dir is None else str(cache_dir)
+        self.progress = progress
+        self._cache = None
+        self._open()
+
+    def _open(self):
+        from ..data.images import PixelCache
+
+        if self._cache is None:
+            self._cache = PixelCache(
+                self.image_paths,
+                processor=self.processor,
+                layout=self.layout,
+                cache_dir=self.cache_dir,
+                progress=self.progress,
+            )
+        return self._cache
+
+    @property
+    def cache(self):
+        """The underlying pixel cache (opened on demand)."""
+        return self._open()
+
+    def num_images(self, entity: int) -> int:
+        """How many images an entity has (after capping to the layout and skipping bad files)."""
+        return self.cache.num_images(entity)
+
+    def lookup(
+        self, entities: torch.LongTensor, device: torch.device | None = None
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Pixel values (one ``(batch, count, 3, side, side)`` tensor per resolution) and image masks of these entities."""
+        # uint8 pixels travel to the device and are normalised there
+        return self.cache.lookup(entities.detach(), device=device if device is not None else entities.device)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_cache"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
