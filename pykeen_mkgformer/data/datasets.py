@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import pathlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar
 
 import torch
@@ -239,53 +239,58 @@ class MultimodalDataset(LazyDataset):
         return fresh
 
 
-class WN18IMG(MultimodalDataset):
+class _DataFolderDataset(MultimodalDataset):
+    """A dataset read from a data folder in this package's or MKGformer's layout (see :func:`_standard_layouts`)."""
+
+    #: folder names: ours (e.g. ``wn18``), MKGformer's (``WN18``), MKGformer's image folder (``wn18-images``)
+    ours: ClassVar[str]
+    theirs: ClassVar[str]
+    their_images: ClassVar[str]
+
+    def __init__(self, path: str | pathlib.Path | None = None, *, create_inverse_triples: bool = False) -> None:
+        """Find the files.
+
+        :param path: the data folder (default: ``$PYKEEN_MKGFORMER_DATA``, else PyKEEN's data home)
+        :param create_inverse_triples: PyKEEN's flag
+        """
+        super().__init__(path=None if path is None else str(path), create_inverse_triples=create_inverse_triples)
+
+    #: an entity label's image folder name
+    _image_folder: ClassVar[Callable[[str], str]]
+    #: an entity's short name from its text (default: the text itself)
+    _name_from_text: ClassVar[Callable[[str], str]] = staticmethod(str)
+
+    def _files(self, path: str | None) -> MultimodalFiles:
+        root = data_root(path)
+        return _locate(
+            root,
+            _standard_layouts(root, ours=self.ours, theirs=self.theirs, their_images=self.their_images),
+            image_folder=self._image_folder,
+            name_from_text=self._name_from_text,
+        )
+
+
+class WN18IMG(_DataFolderDataset):
     """WN18 with ImageNet images per entity (MKGformer's WN18-IMG): 40,943 entities, 18 relations.
 
     Texts are MKGformer's ``entity2text`` (``lemma, gloss``; the name is the lemma); images are
     read from ``wn18_images/n<offset>/`` (or ``wn18-images/``).
     """
 
-    def __init__(self, path: str | pathlib.Path | None = None, *, create_inverse_triples: bool = False) -> None:
-        """Find the files.
-
-        :param path: the data folder (default: ``$PYKEEN_MKGFORMER_DATA``, else PyKEEN's data home)
-        :param create_inverse_triples: PyKEEN's flag
-        """
-        super().__init__(path=None if path is None else str(path), create_inverse_triples=create_inverse_triples)
-
-    def _files(self, path: str | None) -> MultimodalFiles:
-        root = data_root(path)
-        return _locate(
-            root,
-            _standard_layouts(root, ours="wn18", theirs="WN18", their_images="wn18-images"),
-            image_folder=_wordnet_image_folder,
-            name_from_text=_wordnet_name,
-        )
+    ours, theirs, their_images = "wn18", "WN18", "wn18-images"
+    _image_folder = staticmethod(_wordnet_image_folder)
+    _name_from_text = staticmethod(_wordnet_name)
 
 
-class FB15k237IMG(MultimodalDataset):
+class FB15k237IMG(_DataFolderDataset):
     """FB15k-237 with entity names/descriptions and images (MKGformer's FB15k-237-IMG): 237 relations.
 
     The description is ``entity2textlong`` when present, else ``entity2text`` (as MKGformer does);
     the name is ``entity2text``. Images are read from ``fb15k237_images/m.<mid>/`` (or ``FB15k-images/``).
     """
 
-    def __init__(self, path: str | pathlib.Path | None = None, *, create_inverse_triples: bool = False) -> None:
-        """Find the files.
-
-        :param path: the data folder (default: ``$PYKEEN_MKGFORMER_DATA``, else PyKEEN's data home)
-        :param create_inverse_triples: PyKEEN's flag
-        """
-        super().__init__(path=None if path is None else str(path), create_inverse_triples=create_inverse_triples)
-
-    def _files(self, path: str | None) -> MultimodalFiles:
-        root = data_root(path)
-        return _locate(
-            root,
-            _standard_layouts(root, ours="fb15k237", theirs="FB15k-237", their_images="FB15k-images"),
-            image_folder=_freebase_image_folder,
-        )
+    ours, theirs, their_images = "fb15k237", "FB15k-237", "FB15k-images"
+    _image_folder = staticmethod(_freebase_image_folder)
 
 
 class WN18IMGMini(MultimodalDataset):
