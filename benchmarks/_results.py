@@ -38,8 +38,13 @@ def versions() -> str:
     return f"python {sys.version.split()[0]}, torch {torch.__version__}, transformers {transformers.__version__}, pykeen {pykeen.get_version()}"
 
 
-def write_section(name: str, body: str, *, command: str) -> None:
-    """Replace (or add) the section ``name`` of RESULTS.md, stamped with command, machine, versions and date."""
+def write_section(name: str, body: str, *, command: str | None = None) -> None:
+    """Replace (or add) the section ``name`` of RESULTS.md, stamped with command, machine, versions and date.
+
+    :param command: how the figures were made; default: the running script with its arguments
+    """
+    if command is None:
+        command = "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
     stamp = (
         f"Command: `{command}`  \nMachine: {machine()}  \nVersions: {versions()}  \n"
         f"Date: {datetime.date.today().isoformat()}\n\n"

@@ -141,7 +141,6 @@ def main() -> None:
         write_section(
             f"Encoder fusion overhead ({args.preset}, {args.device} {args.dtype})",
             header + row,
-            command="python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
         )
 
 
