@@ -213,6 +213,28 @@ def test_item_without_images_behaves_as_text_only():
     assert text_only.vision_last_hidden_state is None
 
 
+def test_each_fusion_carries_information_one_way():
+    """CAF is the only path from images to text states, PGI the only one from text to visual states."""
+    ids, mask = text_batch()
+    other_ids = ids.flip(0)
+    px, other_px = pixels(seed=2), pixels(seed=3)
+
+    def outputs(model, text_ids, pixel_values):
+        with torch.no_grad():
+            out = model(text_ids, mask, pixel_values=pixel_values, image_mask=torch.ones(3, 2, dtype=torch.bool))
+        return out.text_last_hidden_state, out.vision_last_hidden_state
+
+    for use_pgi, use_caf in [(True, True), (False, True), (True, False)]:
+        model = make_encoder(fusion_layers=2, use_pgi=use_pgi, use_caf=use_caf)
+        text, vision = outputs(model, ids, px)
+        text_other_images, _ = outputs(model, ids, other_px)
+        _, vision_other_text = outputs(model, other_ids, px)
+        images_reach_text = not torch.allclose(text, text_other_images, atol=1e-5)
+        text_reaches_vision = not torch.allclose(vision, vision_other_text, atol=1e-5)
+        assert images_reach_text == use_caf, (use_pgi, use_caf)
+        assert text_reaches_vision == use_pgi, (use_pgi, use_caf)
+
+
 def test_masked_images_and_padding_change_nothing():
     """A masked image slot, whatever its pixels, and extra padding tokens leave the real outputs unchanged."""
     model = make_encoder(fusion_layers=2)
