@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The GPU rows of benchmarks/RESULTS.md in one call on the device machine (about 5 minutes of
+# measuring on an H100/H200, plus the machine's start).
+#
+# Random-init encoders of the paper's sizes (BERT-base + CLIP ViT-B/32, the official 7-image
+# layout): no weights can be fetched there. The 40,943-entity scoring head of WN18 comes from
+# kgc_speed's synthetic graph, since the benchmark data does not travel to that machine.
+#
+# Here, first (the machine has torch and transformers, not PyKEEN):
+#   bash benchmarks/fetch_gpu_wheels.sh                       # -> .whl/
+# then with the device tool:
+#   run(command="bash benchmarks/gpu_rows.sh", carry=[".whl"], timeout_s=540)
+# and copy the returned RESULTS.md over benchmarks/RESULTS.md (it holds the new sections).
+# Set PEAK_TFLOPS for a card other than the H200 (790 TFLOP/s bf16 dense, measured there).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ -d .whl ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+  export PYTHONPATH="/tmp/site:$PWD"
+else
+  export PYTHONPATH="$PWD"
+fi
+export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+device=${DEVICE:-cuda}
+peak=${PEAK_TFLOPS:-790}
+out=${OUT:-benchmarks/output/gpu}
+mkdir -p "$out"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null | tee "$out/gpu.txt" || true
+{
+  # fusion overhead against transformers' own two towers, the paper's sizes, batch 256
+  python3 benchmarks/encoder_overhead.py --preset base --batch "${BATCH:-256}" --device "$device" --dtype bf16 --steps 5
+  # the full MKGformer LCWA step with the WN18-sized head: samples/s, queries/s, memory, utilisation
+  for batch in ${KGC_BATCHES:-256 96}; do
+    python3 benchmarks/kgc_speed.py --preset base --dataset synthetic:40943 --batch "$batch" --steps 5 \
+      --device "$device" --dtype bf16 --peak-tflops "$peak"
+  done
+} 2>&1 | tee "$out/log.txt"
+cp benchmarks/RESULTS.md "$out/RESULTS.md"
