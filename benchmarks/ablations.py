@@ -16,8 +16,9 @@ Datasets (tiny random towers, so the whole grid fits a 2-core CPU):
 - ``WN18IMGMini``: the demo's MKGformer configuration (both sides); 461 of its 2,199 entities have
   real images, read from ``$PYKEEN_MKGFORMER_DATA/wn18_images`` (required here).
 
-Every run's metrics are stored under ``--output`` as JSON; a rerun skips the runs already there, so
-an interrupted grid resumes where it stopped.
+Every run's metrics are stored under ``--output`` as JSON, named by dataset, variant, seed and a hash
+of the full configuration; a rerun skips the runs already there (an interrupted grid resumes where
+it stopped) and never reuses a run made with other settings.
 
     PYKEEN_MKGFORMER_DATA=../shared/data python benchmarks/ablations.py --jobs 2
 """
@@ -25,6 +26,7 @@ an interrupted grid resumes where it stopped.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import statistics
@@ -106,12 +108,14 @@ def run_one(dataset_name: str, variant: str, seed: int, output: Path) -> dict[st
     from pykeen.pipeline import pipeline
 
     torch.set_num_threads(1)
-    path = output / f"{dataset_name}__{variant}__seed{seed}.json"
+    kwargs = pipeline_kwargs(dataset_name, variant)
+    digest = hashlib.sha256(json.dumps(kwargs, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    path = output / f"{dataset_name}__{variant}__seed{seed}__{digest}.json"
     if path.exists():
         return json.loads(path.read_text())
     dataset = load_dataset(dataset_name)
     start = time.perf_counter()
-    result = pipeline(dataset=dataset, random_seed=seed, **pipeline_kwargs(dataset_name, variant))
+    result = pipeline(dataset=dataset, random_seed=seed, **kwargs)
     record = dict(
         dataset=dataset_name,
         variant=variant,
@@ -182,7 +186,7 @@ def main() -> None:
             "Tiny random towers (2 layers, 32 wide; 32 px images), CPU, one thread per run; mean ± standard "
             f"deviation over seeds {', '.join(map(str, args.seeds))}. Filtered, realistic ranks from PyKEEN's "
             "`RankBasedEvaluator`. ShapesKG: the configuration of `tests/test_kgc_quality.py` (M = 2, 30 + 30 "
-            "epochs, BCE), tail prediction for held-out heads. WN18IMGMini: the demo's MKGformer (M = 1, 2 + 10 "
+            "epochs, BCE), tail prediction for held-out heads. WN18IMGMini: the demo's MKGformer (M = 1, 2 + 40 "
             "epochs, cross-entropy), both sides.\n\n" + table
         )
         write_section("Ablations: PGI, CAF, images (tiny, CPU)", body)

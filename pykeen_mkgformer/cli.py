@@ -35,8 +35,8 @@ task_command(
 @click.option("--output", type=click.Path(file_okay=False, path_type=Path), default=Path("mkgformer-demo"),
               show_default=True, help="Folder for every model's PyKEEN results and the summary table.")
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
-@click.option("--epochs", type=int, default=None, help="MKGformer's training epochs (default 10).")
-@click.option("--kge-epochs", type=int, default=None, help="TransE's and RotatE's epochs (default 300).")
+@click.option("--epochs", type=int, default=None, help="MKGformer's training epochs (default 40).")
+@click.option("--kge-epochs", type=int, default=None, help="TransE's and RotatE's epochs (default 150).")
 @click.option("--entity-modeling-epochs", type=int, default=None, help="MKGformer's stage-1 epochs (default 2).")
 @click.option("--model", "models", multiple=True, type=click.Choice(["MKGformer", "TransE", "RotatE"]),
               help="Run only these models (repeatable; default all three).")
