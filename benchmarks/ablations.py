@@ -55,20 +55,12 @@ METRICS = {"mrr": "inverse_harmonic_mean_rank", "hits_at_1": "hits_at_1", "hits_
 def pipeline_kwargs(dataset: str, variant: str) -> dict[str, Any]:
     """The full pipeline configuration of one grid cell."""
     from pykeen_mkgformer.demo import default_model_settings
-    from pykeen_mkgformer.kgc.presets import tiny_text_encoder, tiny_vision_encoder
+    from pykeen_mkgformer.kgc.presets import tiny_model_kwargs
 
     if dataset == "ShapesKG":  # the configuration of tests/test_kgc_quality.py
         kwargs: dict[str, Any] = dict(
             model="MKGformer",
-            model_kwargs=dict(
-                text_encoder=tiny_text_encoder(),
-                vision_encoder=tiny_vision_encoder(),
-                fusion_layers=2,
-                max_images=1,
-                max_seq_length=32,
-                entity_modeling_epochs=30,
-                entity_modeling_lr=1e-2,
-            ),
+            model_kwargs=tiny_model_kwargs(fusion_layers=2, entity_modeling_epochs=30, entity_modeling_lr=1e-2),
             loss="bcewithlogits",
             training_loop="lcwa",
             training_kwargs=dict(num_epochs=30, batch_size=32),

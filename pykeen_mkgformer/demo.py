@@ -46,17 +46,13 @@ def default_model_settings(
     epochs: int | None = None, kge_epochs: int | None = None, entity_modeling_epochs: int | None = None
 ) -> dict[str, dict[str, Any]]:
     """The pipeline keyword arguments of each model in the demo (all three fit a few minutes on 2 CPU cores)."""
-    from .kgc.presets import tiny_text_encoder, tiny_vision_encoder
+    from .kgc.presets import tiny_model_kwargs, tiny_text_encoder
 
     return {
         "MKGformer": dict(
             model="MKGformer",
-            model_kwargs=dict(
+            model_kwargs=tiny_model_kwargs(
                 text_encoder=tiny_text_encoder(max_length=32),
-                vision_encoder=tiny_vision_encoder(),
-                fusion_layers=1,
-                max_images=1,
-                max_seq_length=32,
                 entity_modeling_epochs=2 if entity_modeling_epochs is None else entity_modeling_epochs,
                 entity_modeling_batch_size=64,
                 entity_modeling_lr=1e-2,

@@ -11,7 +11,7 @@ from typing import Any, Iterator
 
 import torch
 
-from pykeen_mkgformer.kgc.presets import tiny_text_encoder, tiny_vision_encoder
+from pykeen_mkgformer.kgc import presets
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,19 +28,10 @@ def single_thread() -> Iterator[None]:
 
 
 def tiny_model_kwargs(image_cache_dir: Path, **overrides: Any) -> dict[str, Any]:
-    """Keyword arguments of a tiny MKGformer (random 2-layer, 32-wide towers; 32 px images)."""
-    kwargs: dict[str, Any] = dict(
-        text_encoder=tiny_text_encoder(),
-        vision_encoder=tiny_vision_encoder(),
-        fusion_layers=1,
-        max_images=1,
-        max_seq_length=32,
-        entity_modeling_epochs=0,
-        image_cache_dir=str(image_cache_dir),
-        progress=False,
+    """The package's tiny MKGformer preset, quiet, without stage 1, with a test-local pixel cache."""
+    return presets.tiny_model_kwargs(
+        **{"entity_modeling_epochs": 0, "image_cache_dir": str(image_cache_dir), "progress": False, **overrides}
     )
-    kwargs.update(overrides)
-    return kwargs
 
 
 def run_python(code: str, *, cwd: Path, timeout: float = 240, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:

@@ -26,6 +26,7 @@ __all__ = [
     "build_tokenizer",
     "tiny_text_encoder",
     "tiny_vision_encoder",
+    "tiny_model_kwargs",
 ]
 
 _WHERE = {
@@ -39,6 +40,7 @@ _WHERE = {
     "build_tokenizer": ".inputs",
     "tiny_text_encoder": ".presets",
     "tiny_vision_encoder": ".presets",
+    "tiny_model_kwargs": ".presets",
 }
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["tiny_text_encoder", "tiny_vision_encoder"]
+__all__ = ["tiny_text_encoder", "tiny_vision_encoder", "tiny_model_kwargs"]
 
 
 def tiny_text_encoder(
@@ -39,3 +39,20 @@ def tiny_vision_encoder(
         image_size=image_size,
         patch_size=patch_size,
     )
+
+
+def tiny_model_kwargs(**overrides: Any) -> dict[str, Any]:
+    """Keyword arguments of a tiny :class:`~pykeen_mkgformer.kgc.MKGformer`: the two towers above, one
+    fused layer, one image per known entity, queries of at most 32 tokens; ``overrides`` win.
+
+    The demo, the ShapesKG quality test and ``benchmarks/ablations.py`` all start from it.
+    """
+    kwargs: dict[str, Any] = dict(
+        text_encoder=tiny_text_encoder(),
+        vision_encoder=tiny_vision_encoder(),
+        fusion_layers=1,
+        max_images=1,
+        max_seq_length=32,
+    )
+    kwargs.update(overrides)
+    return kwargs
