@@ -6,8 +6,9 @@ compares like with like. MKGformer runs with small random towers (a 2-layer BERT
 vocabulary is built from the graph's texts, a 2-layer CLIP vision transformer, one fused layer); a
 pretrained MiniLM text tower did not finish two epochs in 19 CPU minutes here. The default epochs
 give the three models roughly equal training time on 2 CPU cores (about 2 to 2.5 minutes each;
-MKGformer 40 epochs, TransE and RotatE 150), so that none wins by training longer. No pretrained vision weights can be fetched offline. Real images are used
-when ``PYKEEN_MKGFORMER_DATA`` points at the benchmark data (else entities are text-only).
+MKGformer 40 epochs, TransE and RotatE 150), so that none wins by training longer. No pretrained
+vision weights can be fetched offline. Real images are used when ``PYKEEN_MKGFORMER_DATA`` points at
+the benchmark data (else entities are text-only).
 """
 
 from __future__ import annotations
