@@ -135,7 +135,7 @@ def test_caf_aggregation_numbers():
     expected = weights[0] * h_v[0, 0] + weights[1] * h_v[0, 1]
     assert torch.allclose(caf.aggregate(h_t, h_v, mask)[0, 0], expected, atol=1e-6)
     # no real patch at all: CAF adds exactly zero
-    assert caf(h_t, h_v, torch.zeros(1, 3, dtype=torch.bool)).abs().max() == 0
+    assert caf(h_t, h_v, torch.zeros(1, 3, dtype=torch.bool))[0].abs().max() == 0
 
 
 # ---------------------------------------------------------------------- equivalence with HF
@@ -272,6 +272,33 @@ def test_several_resolutions_and_attentions():
     assert out.vision_attentions[1][1, :, :, 5:7].abs().max() == 0
     for weights in (*out.text_attentions, *out.vision_attentions):
         assert torch.allclose(weights.sum(-1), torch.ones(()), atol=1e-5)
+
+
+def test_caf_attentions_are_the_fusion_weights():
+    """``caf_attentions``: softmax(H_t H_v^T) over an item's real visual tokens, zero rows without images."""
+    model = make_encoder(fusion_layers=2)
+    ids, mask = text_batch()
+    image_mask = torch.tensor([[True, False], [True, True], [False, False]])
+    captured = []
+    fusion = model.text_layers[-1].fusion
+    hook = fusion.register_forward_hook(lambda _m, inputs, _o: captured.append(inputs))
+    with torch.no_grad():
+        out = model(ids, mask, pixel_values=pixels(), image_mask=image_mask, output_attentions=True)
+    hook.remove()
+    assert len(out.caf_attentions) == 2
+    weights = out.caf_attentions[-1]
+    n_visual = out.vision_mask.shape[1]
+    assert weights.shape == (3, 7, n_visual)
+    # by hand, from the states that entered the last CAF
+    h_t, h_v, visual_mask = captured[0][:3]
+    scores = (h_t @ h_v.transpose(-1, -2)).masked_fill(~visual_mask[:, None, :], float("-inf"))
+    expected = scores[:2].softmax(-1)
+    assert torch.allclose(weights[:2], expected, atol=1e-6)
+    assert torch.allclose(weights[:2].sum(-1), torch.ones(()), atol=1e-5)
+    assert weights[0][:, ~out.vision_mask[0]].abs().max() == 0  # the missing second image gets nothing
+    assert weights[2].abs().max() == 0  # an item without images: CAF adds nothing
+    with torch.no_grad():
+        assert model(ids, mask, pixel_values=pixels(), image_mask=image_mask).caf_attentions is None
 
 
 # ---------------------------------------------------------------------- training behaviour

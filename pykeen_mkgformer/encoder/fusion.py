@@ -100,22 +100,35 @@ class CorrelationAwareFusion(nn.Module):
         self, text_states: torch.Tensor, visual_states: torch.Tensor, visual_mask: torch.Tensor | None
     ) -> torch.Tensor:
         r""":math:`A = \mathrm{softmax}(H_t H_v^\top) H_v`, shape ``(batch, n_tokens, text_width)``."""
+        return self.aggregate_with_weights(text_states, visual_states, visual_mask)[0]
+
+    def aggregate_with_weights(
+        self, text_states: torch.Tensor, visual_states: torch.Tensor, visual_mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        r""":math:`A` and the token-to-patch weights :math:`S = \mathrm{softmax}(H_t H_v^\top)`, ``(batch, n_tokens, n_visual)``.
+
+        Rows of an item without any image are all zero in both.
+        """
         visual_states = self.visual_projection(visual_states)
         scores = torch.matmul(text_states, visual_states.transpose(-1, -2))
         if visual_mask is not None:
             scores = scores.masked_fill(~visual_mask[:, None, :], torch.finfo(scores.dtype).min)
         probabilities = scores.softmax(dim=-1, dtype=torch.float32).to(visual_states.dtype)
-        aggregated = torch.matmul(probabilities, visual_states)
         if visual_mask is not None:
             # an item without any image contributes nothing (instead of a uniform mix of padding)
-            aggregated = aggregated * visual_mask.any(dim=-1).to(aggregated.dtype)[:, None, None]
-        return aggregated
+            probabilities = probabilities * visual_mask.any(dim=-1).to(probabilities.dtype)[:, None, None]
+        return torch.matmul(probabilities, visual_states), probabilities
 
     def forward(
-        self, text_states: torch.Tensor, visual_states: torch.Tensor, visual_mask: torch.Tensor | None
-    ) -> torch.Tensor:
-        r""":math:`W_f A`, the term CAF adds before the FFN activation."""
-        return self.dense(self.dropout(self.aggregate(text_states, visual_states, visual_mask)))
+        self,
+        text_states: torch.Tensor,
+        visual_states: torch.Tensor,
+        visual_mask: torch.Tensor | None,
+        need_weights: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        r""":math:`W_f A`, the term CAF adds before the FFN activation, and :math:`S` when asked for."""
+        aggregated, weights = self.aggregate_with_weights(text_states, visual_states, visual_mask)
+        return self.dense(self.dropout(aggregated)), weights if need_weights else None
 
 
 class TextAttentionOutput(NamedTuple):
@@ -178,13 +191,19 @@ class CAFTextLayer(BertLayer):
         attention_output: torch.Tensor,
         visual_states: torch.Tensor | None = None,
         visual_mask: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        r""":math:`W_2\, \mathrm{act}(W_1 H_t + W_f A + b) + b_2`, then BERT's dropout, residual and norm."""
+        need_weights: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        r""":math:`W_2\, \mathrm{act}(W_1 H_t + W_f A + b) + b_2`, then BERT's dropout, residual and norm.
+
+        :return: the layer's output and, when asked for and CAF ran, its token-to-patch weights :math:`S`
+        """
         intermediate = self.intermediate.dense(attention_output)
+        weights = None
         if self.fusion is not None and visual_states is not None:
-            intermediate = intermediate + self.fusion(attention_output, visual_states, visual_mask)
+            fused, weights = self.fusion(attention_output, visual_states, visual_mask, need_weights)
+            intermediate = intermediate + fused
         intermediate = self.intermediate.intermediate_act_fn(intermediate)
-        return self.output(intermediate, attention_output)
+        return self.output(intermediate, attention_output), weights
 
 
 class PGIVisionLayer(nn.Module):

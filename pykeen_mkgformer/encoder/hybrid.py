@@ -60,6 +60,9 @@ class HybridOutput(ModelOutput):
     #: per vision layer, ``(batch, heads, n_visual, n_keys)``; in fused layers the keys are
     #: ``[text prefix ; visual]``
     vision_attentions: tuple[torch.Tensor, ...] | None = None
+    #: per fused layer with CAF and images, the token-to-patch weights :math:`S` ``(batch, n_tokens, n_visual)``
+    #: (rows sum to 1 over an item's real visual tokens; all zero for an item without images)
+    caf_attentions: tuple[torch.Tensor, ...] | None = None
 
 
 class HybridTransformer(nn.Module):
@@ -285,6 +288,7 @@ class HybridTransformer(nn.Module):
 
         m = self.config.fusion_layers
         text_layers, vision_layers = self.text_layers, self.vision_layers
+        caf_attentions: list[torch.Tensor] = []
         with self._recording_attentions(output_attentions) as (text_attentions, vision_attentions):
             hf_text_mask = _hf_layer_mask(text_mask, text, eager=output_attentions)
             for layer in text_layers[: len(text_layers) - m]:
@@ -296,17 +300,19 @@ class HybridTransformer(nn.Module):
             for text_layer, vision_layer in zip(text_layers[len(text_layers) - m :], vision_layers[len(vision_layers) - m :]):
                 step_inputs = (text, vision, text_mask, vision_key_mask, vision_mask)
                 if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
-                    text, vision, text_weights, vision_weights = checkpoint(
+                    text, vision, text_weights, vision_weights, caf_weights = checkpoint(
                         self._fused_step, text_layer, vision_layer, *step_inputs, output_attentions, use_reentrant=False
                     )
                 else:
-                    text, vision, text_weights, vision_weights = self._fused_step(
+                    text, vision, text_weights, vision_weights, caf_weights = self._fused_step(
                         text_layer, vision_layer, *step_inputs, output_attentions
                     )
                 if output_attentions:
                     text_attentions.append(text_weights)
                     if vision_weights is not None:
                         vision_attentions.append(vision_weights)
+                    if caf_weights is not None:
+                        caf_attentions.append(caf_weights)
 
         pooler = getattr(self.text_model, "pooler", None)
         vision_last, vision_pooled = self._finish_vision(vision)
@@ -318,6 +324,7 @@ class HybridTransformer(nn.Module):
             vision_mask=vision_mask,
             text_attentions=tuple(text_attentions) if output_attentions else None,
             vision_attentions=tuple(vision_attentions) if output_attentions and vision is not None else None,
+            caf_attentions=tuple(caf_attentions) if output_attentions and caf_attentions else None,
         )
 
     @staticmethod
@@ -331,15 +338,18 @@ class HybridTransformer(nn.Module):
         vision_mask: torch.Tensor | None,
         need_weights: bool,
     ):
-        """One fused layer pair: text attention -> vision layer with the text prefix (PGI) -> text FFN with CAF."""
+        """One fused layer pair: text attention -> vision layer with the text prefix (PGI) -> text FFN with CAF.
+
+        :return: text and visual states, then (when ``need_weights``) the text, PGI and CAF attention weights
+        """
         attended = text_layer.attend(text, text_mask, need_weights)
         vision_weights = None
         if vision is not None:
             vision, vision_weights = vision_layer.forward_with_prefix(
                 vision, vision_key_mask, attended.key, attended.value, text_mask, need_weights
             )
-        text = text_layer.feed_forward(attended.hidden_states, vision, vision_mask)
-        return text, vision, attended.weights, vision_weights
+        text, caf_weights = text_layer.feed_forward(attended.hidden_states, vision, vision_mask, need_weights)
+        return text, vision, attended.weights, vision_weights, caf_weights
 
     # ------------------------------------------------------------------ inputs
     def _check_text(
