@@ -234,7 +234,7 @@ def load_multimodal_splits(
     for path in paths:
         skipped_before = len(bad_lines.errors)
         triples = read_triples(path, bad_lines=bad_lines)
-        require_records(path, list(triples[:1]), bad_lines, skipped_before, what="triples")
+        require_records(path, list(triples[:1]), skipped=len(bad_lines.errors) - skipped_before, what="triples")
         splits.append(triples)
     all_triples = np.concatenate(splits)
     entity_labels = sorted(set(all_triples[:, 0].tolist()) | set(all_triples[:, 2].tolist()))

@@ -160,32 +160,40 @@ def numbered_lines(path: str | os.PathLike) -> Iterator[tuple[int, str | Malform
 
 def _blocks(stream: BinaryIO) -> Iterator[bytes | None]:
     """Runs of whole lines (each ending in ``\n``, except perhaps the file's last); None stands for
-    one line over :data:`MAX_LINE_BYTES` (read in bounded pieces and dropped)."""
+    one line of more than :data:`MAX_LINE_BYTES` bytes (read in bounded pieces and dropped).
+
+    Blocks are at most ``MAX_LINE_BYTES`` long, so only a line that reaches into the next block
+    (the carried-over part) can be too long, and that is checked exactly.
+    """
+    limit = MAX_LINE_BYTES
+    size = min(BLOCK_BYTES, limit)
     carry = b""
-    overlong = False
-    while True:
-        block = stream.read(BLOCK_BYTES)
-        if not block:
-            break
-        end = block.rfind(b"\n")
-        if overlong:  # still inside a dropped line
-            if end < 0:
-                continue
+    dropping = False  # inside a line that is too long
+    while block := stream.read(size):
+        start = 0
+        if dropping or carry:
             first = block.find(b"\n")
-            yield None
-            overlong = False
-            block = block[first + 1 :]
-            end = block.rfind(b"\n")
+            if first < 0:
+                if not dropping:
+                    carry += block
+                    if len(carry) > limit:
+                        carry, dropping = b"", True
+                continue
+            if dropping or len(carry) + first > limit:
+                yield None
+            else:
+                yield carry + block[: first + 1]
+            carry, dropping, start = b"", False, first + 1
+        end = block.rfind(b"\n", start)
         if end < 0:
-            carry += block
-            if len(carry) > MAX_LINE_BYTES:
-                carry, overlong = b"", True
-            continue
-        head, carry = carry + block[: end + 1], block[end + 1 :]
-        yield head
-        if len(carry) > MAX_LINE_BYTES:
-            carry, overlong = b"", True
-    if overlong:
+            carry = block[start:]
+        else:
+            if end + 1 > start:
+                yield block[start : end + 1]
+            carry = block[end + 1 :]
+        if len(carry) > limit:
+            carry, dropping = b"", True
+    if dropping:
         yield None
     elif carry:
         yield carry
@@ -242,15 +250,14 @@ def _numbered(path: str, stream: BinaryIO) -> Iterator[tuple[int, str | Malforme
         raise DataError(path, f"{kind} after line {number} ({error})") from error
 
 
-def require_records(path: str | os.PathLike, records: list, bad_lines: BadLines, skipped_before: int, *, what: str) -> list:
+def require_records(path: str | os.PathLike, records: list, *, skipped: int, what: str) -> list:
     """Return ``records``; a split file that yields none is a :class:`DataError` naming it.
 
-    :param skipped_before: ``len(bad_lines.errors)`` before the file was read (to tell an empty
-        file from one whose every line was skipped)
+    :param skipped: how many malformed lines of the file were skipped (to tell an empty file from
+        one whose every line was skipped)
     :param what: what the file holds, for the message (``"triples"``, ``"instances"``, ``"sentences"``)
     """
     if records:
         return records
-    skipped = len(bad_lines.errors) - skipped_before
     reason = f"all {skipped} malformed lines were skipped" if skipped else "the file is empty or holds only blank lines"
     raise DataError(path, f"no {what} in this split ({reason})")

@@ -141,7 +141,7 @@ def read_conll_folder(folder: Path, split: str, *, bad_lines: BadLines | None = 
     path = find_split_file(Path(folder), TWITTER_SPLIT_FILES[split])
     skipped_before = len(bad_lines.errors)
     sentences = read_conll(path, bad_lines=bad_lines)
-    return require_records(path, sentences, bad_lines, skipped_before, what="sentences")
+    return require_records(path, sentences, skipped=len(bad_lines.errors) - skipped_before, what="sentences")
 
 
 @dataclass(frozen=True)

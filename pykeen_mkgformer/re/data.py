@@ -124,7 +124,7 @@ def read_mnre_folder(folder: Path, split: str, *, bad_lines: BadLines | None = N
     path = find_split_file(Path(folder), MNRE_SPLIT_FILES[split])
     skipped_before = len(bad_lines.errors)
     instances = read_mnre(path, relations=load_relations(folder), bad_lines=bad_lines)
-    return require_records(path, instances, bad_lines, skipped_before, what="instances")
+    return require_records(path, instances, skipped=len(bad_lines.errors) - skipped_before, what="instances")
 
 
 def _parse(line: str, python_literals: bool) -> Any:
