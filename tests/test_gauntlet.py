@@ -92,7 +92,7 @@ def textfiles_reader(path):
 def test_line_numbers_count_every_newline_style(tmp_path):
     path = tmp_path / "t.txt"
     path.write_bytes(b"\xef\xbb\xbfone\r\ntwo\rthree\n\rfive\r\r\nseven")
-    assert list(textfiles.numbered_lines(path)) == [
+    assert list(textfiles.read_lines(path)) == [
         (1, "one"), (2, "two"), (3, "three"), (4, ""), (5, "five"), (6, ""), (7, "seven")
     ]
 

@@ -12,6 +12,7 @@ import warnings
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 from PIL import Image
 from transformers import CLIPImageProcessorPil
@@ -188,12 +189,10 @@ def test_task_images_are_the_link_prediction_pixels(tmp_path, processor):
     task_pixels = InstanceImages(folder, processor).prepare(names, progress=False)
     cache = PixelCache([[folder / name] for name in names], processor=processor,
                        layout=ImageLayout.single(32), cache_dir=tmp_path / "cache", progress=False)
-    import torch
-
     lp_pixels = cache.lookup(torch.arange(3))[0][0][:, 0]
-    for row, (name, (main, _)) in enumerate(zip(names, task_pixels)):
+    for row, (name, (task_main, _)) in enumerate(zip(names, task_pixels)):
         reference = processor(images=load_rgb(folder / name), return_tensors="pt")["pixel_values"][0]
-        torch.testing.assert_close(main, reference, msg=name)
+        torch.testing.assert_close(task_main, reference, msg=name)
         torch.testing.assert_close(lp_pixels[row], reference, atol=1e-5, rtol=0, msg=name)
 
 

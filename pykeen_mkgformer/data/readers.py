@@ -1,6 +1,6 @@
 """Readers for the plain-text benchmark files, and the assembly of multimodal splits that share ids.
 
-Every reader gets its lines from :func:`pykeen_mkgformer.data.textfiles.numbered_lines` (plain or
+Every reader gets its lines from :func:`pykeen_mkgformer.data.textfiles.read_lines` (plain or
 gzip, UTF-8 with or without BOM, any newline) and names ``file:line`` of malformed input with a
 :class:`~pykeen_mkgformer.data.errors.MalformedLineError`; with a ``bad_lines`` collector that
 skips (:class:`~pykeen_mkgformer.data.textfiles.BadLines`), such lines are counted instead.
@@ -23,7 +23,7 @@ from pykeen.triples.triples_factory import create_relation_mapping
 from .errors import DataError, MalformedLineError
 from .files import file_problem
 from .multimodal import MultimodalTriplesFactory
-from .textfiles import BadLines, numbered_lines, paused_gc, require_records
+from .textfiles import BadLines, read_lines, paused_gc, require_records
 
 __all__ = [
     "read_triples",
@@ -49,12 +49,12 @@ def read_triples(path: str | pathlib.Path, *, bad_lines: BadLines | None = None)
     :param bad_lines: where malformed lines go; by default the first one raises
     :raises MalformedLineError: naming the file and line of a line without exactly three non-blank
         tab-separated fields, or one that is not UTF-8 (unless ``bad_lines`` skips)
-    :raises DataError: for a file that cannot be read at all (see :func:`~.textfiles.numbered_lines`)
+    :raises DataError: for a file that cannot be read at all (see :func:`~.textfiles.read_lines`)
     """
     bad_lines = bad_lines if bad_lines is not None else BadLines()
     triples = []
     with paused_gc():
-        for number, line in numbered_lines(path):
+        for number, line in read_lines(path):
             if isinstance(line, MalformedLineError):
                 bad_lines.report(line)
                 continue
@@ -80,7 +80,7 @@ def read_text_table(path: str | pathlib.Path, *, bad_lines: BadLines | None = No
     bad_lines = bad_lines if bad_lines is not None else BadLines()
     table: dict[str, str] = {}
     with paused_gc():
-        for number, line in numbered_lines(path):
+        for number, line in read_lines(path):
             if isinstance(line, MalformedLineError):
                 bad_lines.report(line)
                 continue

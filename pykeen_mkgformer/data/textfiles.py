@@ -1,7 +1,7 @@
 """The lines of a text input file, read the same way by every reader of the package.
 
 Link prediction (triples, ``entity2text``, ``relation2text``), MNRE (JSON lines and the original
-dict-literal lines) and CoNLL all get their lines from :func:`numbered_lines`:
+dict-literal lines) and CoNLL all get their lines from :func:`read_lines`:
 
 - plain or gzip-compressed, recognised by the gzip magic bytes (so a ``.gz`` name is not needed
   and a misnamed file still reads); a corrupt or truncated gzip stream is a :class:`DataError`
@@ -40,6 +40,7 @@ __all__ = [
     "paused_gc",
     "require_records",
     "BadLines",
+    "read_lines",
     "numbered_lines",
     "open_binary",
     "MAX_LINE_BYTES",
@@ -144,7 +145,15 @@ def _decode_problem(raw: bytes, error: UnicodeDecodeError) -> str:
     return f"not valid UTF-8 (byte {bad[:1].hex(' ')} at column {error.start + 1}); save the file as UTF-8"
 
 
-def numbered_lines(path: str | os.PathLike) -> Iterator[tuple[int, str | MalformedLineError]]:
+def numbered_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
+    """Like :func:`read_lines`, but raise the first :class:`MalformedLineError` instead of yielding it."""
+    for number, line in read_lines(path):
+        if isinstance(line, MalformedLineError):
+            raise line
+        yield number, line
+
+
+def read_lines(path: str | os.PathLike) -> Iterator[tuple[int, str | MalformedLineError]]:
     """Yield ``(line number, text without its newline)`` for every line, or a :class:`MalformedLineError`.
 
     Numbers start at 1 and count ``\\n``, ``\\r\\n`` and lone ``\\r`` as line ends; a UTF-8 byte-order

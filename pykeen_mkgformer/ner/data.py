@@ -14,8 +14,8 @@ from typing import Sequence
 
 from transformers import PreTrainedTokenizerBase
 
-from ..data.textfiles import require_records
-from ..tasks.lines import BadLines, MalformedLineError, find_split_file, numbered_lines
+from ..data.textfiles import read_lines, require_records
+from ..tasks.lines import BadLines, MalformedLineError, find_split_file
 
 __all__ = ["Sentence", "read_conll", "read_conll_folder", "WordAlignment", "align_words", "TWITTER_SPLIT_FILES", "entity_type"]
 
@@ -97,7 +97,7 @@ def read_conll(path: Path, *, bad_lines: BadLines | None = None) -> list[Sentenc
         start = start if start is not None else error.line
         bad_lines.report(error)
 
-    for number, line in numbered_lines(path):
+    for number, line in read_lines(path):
         if isinstance(line, MalformedLineError):
             bad(line)
             continue

@@ -10,7 +10,6 @@ files opened). A missing or unusable file never stops a run: the instance runs t
 
 from __future__ import annotations
 
-import logging
 import os
 import warnings
 from pathlib import Path, PurePath
@@ -22,10 +21,9 @@ from transformers import BaseImageProcessor
 
 from ..data.decoding import load_rgb
 from ..data.errors import ImageError
+from ..data.files import file_problem
 
 __all__ = ["InstanceImages", "ImageBatch"]
-
-logger = logging.getLogger(__name__)
 
 #: suffixes tried for object crops ``<image stem>_<n><suffix>``
 CROP_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -62,6 +60,10 @@ class InstanceImages:
         self.skipped: list[tuple[str, str]] = []
         self._pixels: dict[Path, torch.Tensor | None] = {}
         self._refused: set[str] = set()
+        for kind, path in (("image", folder), ("crops", crops_folder)):
+            if path is not None and os.path.lexists(path) and not os.path.isdir(path):
+                problem = file_problem(path) or "not a directory"
+                warnings.warn(f"{kind} folder {path} cannot be used ({problem}): its images count as missing", stacklevel=2)
 
     @property
     def unreadable(self) -> list[tuple[str, str]]:
