@@ -235,3 +235,55 @@ def test_bomb_limit_is_exact(tmp_path, monkeypatch):
     assert load_rgb(tmp_path / "at.png").size == (20, 20)
     with pytest.raises(ImageError, match="decompression bomb"):
         load_rgb(tmp_path / "over.png")
+
+
+# odd names and small files of the RE / LP folders ------------------------------------------------------
+
+
+def test_image_paths_that_are_not_utf8_survive_the_binary_dataset_copy(tmp_path):
+    from pykeen_mkgformer.data import MultimodalTriplesFactory
+
+    odd = os.fsdecode(b"/images/caf\xe9.jpg")  # a lone surrogate in Python's view of the name
+    factory = MultimodalTriplesFactory.from_labeled_triples(
+        np.array([["a", "r", "b"]]), entity_images={"a": [odd]}, entity_descriptions={"a": "café"}
+    )
+    factory.to_path_binary(tmp_path / "copy")
+    loaded = MultimodalTriplesFactory.from_path_binary(tmp_path / "copy")
+    assert loaded.entity_images == factory.entity_images and loaded.entity_descriptions == factory.entity_descriptions
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b'\xef\xbb\xbf{"None": 0, "/per/per/peer": 1}', None),  # a BOM is fine
+        (b"", "empty file"),
+        (b'{"None": 0, "x": 0}', "distinct id"),
+        (b'{"None": "0"}', "distinct id"),
+        (b'["None"]', "distinct id"),
+        (b'{"None": 0', "not valid JSON"),
+        (b'{"Caf\xe9": 0}', "not valid UTF-8"),
+        (b"[" * 100_000, "not valid JSON"),
+    ],
+)
+def test_rel2id_json_is_read_or_named(tmp_path, content, problem):
+    from pykeen_mkgformer.re import load_relations
+
+    (tmp_path / "rel2id.json").write_bytes(content)
+    if problem is None:
+        assert load_relations(tmp_path) == {"None": 0, "/per/per/peer": 1}
+        return
+    with pytest.raises(DataError, match=problem) as error:
+        load_relations(tmp_path)
+    assert error.value.path == str(tmp_path / "rel2id.json")
+
+
+@pytest.mark.parametrize("kind", ["directory", "dangling symlink", "FIFO"])
+def test_a_split_that_is_not_a_file_is_named(tmp_path, kind):
+    from pykeen_mkgformer.re import read_mnre_folder
+
+    path = tmp_path / "train.jsonl"
+    {"directory": path.mkdir, "dangling symlink": lambda: os.symlink("gone.jsonl", path),
+     "FIFO": lambda: os.mkfifo(path)}[kind]()
+    with pytest.raises(DataError) as error:
+        read_mnre_folder(tmp_path, "train")
+    assert error.value.path == str(path)

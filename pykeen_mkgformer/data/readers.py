@@ -23,7 +23,7 @@ from pykeen.triples.triples_factory import create_relation_mapping
 from .errors import DataError, MalformedLineError
 from .files import file_problem
 from .multimodal import MultimodalTriplesFactory
-from .textfiles import BadLines, read_lines, paused_gc, require_records
+from .textfiles import BadLines, content_lines, paused_gc, require_records
 
 __all__ = [
     "read_triples",
@@ -54,14 +54,11 @@ def read_triples(path: str | pathlib.Path, *, bad_lines: BadLines | None = None)
     bad_lines = bad_lines if bad_lines is not None else BadLines()
     triples = []
     with paused_gc():
-        for number, line in read_lines(path):
-            if isinstance(line, MalformedLineError):
-                bad_lines.report(line)
-                continue
+        for number, line in content_lines(path, bad_lines):
             fields = line.split("\t")
             if len(fields) == 3 and fields[0].strip() and fields[1].strip() and fields[2].strip():
                 triples.append(fields)
-            elif line.strip():  # blank lines are no triples
+            else:
                 bad_lines.report(
                     MalformedLineError(path, number, f"expected 'head<TAB>relation<TAB>tail', got {_shorten(line)!r}")
                 )
@@ -80,12 +77,7 @@ def read_text_table(path: str | pathlib.Path, *, bad_lines: BadLines | None = No
     bad_lines = bad_lines if bad_lines is not None else BadLines()
     table: dict[str, str] = {}
     with paused_gc():
-        for number, line in read_lines(path):
-            if isinstance(line, MalformedLineError):
-                bad_lines.report(line)
-                continue
-            if not line.strip():
-                continue
+        for number, line in content_lines(path, bad_lines):
             key, sep, text = line.partition("\t")
             key = key.strip()
             if not sep or not key:

@@ -41,6 +41,7 @@ __all__ = [
     "require_records",
     "BadLines",
     "read_lines",
+    "content_lines",
     "numbered_lines",
     "open_binary",
     "MAX_LINE_BYTES",
@@ -143,6 +144,15 @@ def open_binary(path: str | os.PathLike) -> Iterator[BinaryIO]:
 def _decode_problem(raw: bytes, error: UnicodeDecodeError) -> str:
     bad = raw[error.start : error.end]
     return f"not valid UTF-8 (byte {bad[:1].hex(' ')} at column {error.start + 1}); save the file as UTF-8"
+
+
+def content_lines(path: str | os.PathLike, bad_lines: BadLines) -> Iterator[tuple[int, str]]:
+    """The non-blank lines of a file with one record per line; unreadable lines go to ``bad_lines``."""
+    for number, line in read_lines(path):
+        if isinstance(line, MalformedLineError):
+            bad_lines.report(line)
+        elif line.strip():
+            yield number, line
 
 
 def numbered_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:

@@ -27,7 +27,7 @@ from typing import Any, Mapping
 
 from ..data.errors import DataError
 from ..data.files import read_bounded
-from ..data.textfiles import read_lines, require_records
+from ..data.textfiles import content_lines, require_records
 from ..tasks.lines import BadLines, MalformedLineError, find_split_file
 
 __all__ = ["Span", "RelationInstance", "read_mnre", "read_mnre_folder", "load_relations", "MNRE_SPLIT_FILES", "NONE_RELATION"]
@@ -101,12 +101,7 @@ def read_mnre(path: Path, *, relations: Mapping[str, int] | None = None, bad_lin
     bad_lines = bad_lines if bad_lines is not None else BadLines()
     python_literals = path.name.endswith(".txt") or path.name.endswith(".txt.gz")
     instances = []
-    for number, line in read_lines(path):
-        if isinstance(line, MalformedLineError):
-            bad_lines.report(line)
-            continue
-        if not line.strip():
-            continue
+    for number, line in content_lines(path, bad_lines):
         try:
             record = _parse(line, python_literals)
             instances.append(_instance(record, relations, f"{path}:{number}"))
