@@ -26,7 +26,7 @@ What :func:`load_rgb` does, in order:
      whose values lie in ``[0, 65535]``, are scaled :math:`v_8 = \lfloor (255 v_{16} + 32767) / 65535 \rfloor`
      (round to nearest), so 16-bit white stays white instead of saturating;
    - other ``I`` and float (``F``) greys: values in ``[0, 1]`` are multiplied by 255, values in
-     ``[0, 255]`` kept, anything else min-max scaled to ``[0, 255]`` (NaN counts as 0);
+     ``[0, 255]`` kept, anything else min-max scaled to ``[0, 255]`` (NaN and infinities count as 0);
    - ``1``, ``L``, ``P``, ``CMYK``, ``YCbCr``, ``LAB``, ``HSV``, ``RGBX``: Pillow's conversion.
 
 Any other failure of Pillow on a hostile file (it raises ``OSError``, ``SyntaxError``,
@@ -100,14 +100,10 @@ def _available_formats() -> tuple[str, ...]:
 def _grey_to_uint8(image: Image.Image) -> np.ndarray:
     """16-bit, 32-bit integer and float greys as ``uint8`` (see the module docstring)."""
     array = np.asarray(image)
-    if image.mode in _SIXTEEN_BIT:
-        wide = array.astype(np.uint32)
-        return ((wide * 255 + 32767) // 65535).astype(np.uint8)
     if array.dtype.kind in "iu":
         low, high = (int(array.min()), int(array.max())) if array.size else (0, 0)
-        if 0 <= low and high <= 65535:
-            wide = array.astype(np.int64)
-            return ((wide * 255 + 32767) // 65535).astype(np.uint8)
+        if image.mode in _SIXTEEN_BIT or (0 <= low and high <= 65535):
+            return ((array.astype(np.int64) * 255 + 32767) // 65535).astype(np.uint8)
         values = array.astype(np.float32)
     else:
         values = np.nan_to_num(array.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
@@ -116,7 +112,7 @@ def _grey_to_uint8(image: Image.Image) -> np.ndarray:
             return np.rint(values * 255.0).astype(np.uint8)
         if 0.0 <= low and high <= 255.0:
             return np.rint(values).astype(np.uint8)
-    values = values.astype(np.float32)
+    # anything else: min-max scaled
     low, high = float(values.min()), float(values.max())
     scaled = (values - low) * (255.0 / (high - low)) if high > low else np.zeros_like(values)
     return np.rint(scaled).astype(np.uint8)
