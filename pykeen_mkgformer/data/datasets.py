@@ -76,10 +76,14 @@ def data_root(path: str | pathlib.Path | None = None) -> pathlib.Path:
 
 
 def _find(folder: pathlib.Path, *names: str) -> pathlib.Path | None:
-    """The first of ``names`` (each also tried with ``.gz``) that exists in ``folder``."""
+    """The first of ``names`` (each also tried with ``.gz``) that exists in ``folder``.
+
+    Anything of that name counts (a directory, a dangling symlink...): reading it then fails with
+    an error that says what it is, rather than calling the file missing.
+    """
     for name in names:
         for candidate in (folder.joinpath(name), folder.joinpath(name + ".gz")):
-            if candidate.is_file():
+            if os.path.lexists(candidate):
                 return candidate
     return None
 
@@ -231,7 +235,9 @@ class MultimodalDataset(LazyDataset):
         stale = fresh.metadata["source"] != metadata.get("source")
         if not stale:
             loaded = super().from_directory_binary(path)
-            stale = not all(pathlib.Path(p).is_file() for paths in loaded.training.entity_images for p in paths)
+            # an image entry that is gone (an entry the decoder refuses, e.g. a directory named
+            # x.jpg, is still listed, so only its disappearance makes the copy stale)
+            stale = not all(os.path.lexists(p) for paths in loaded.training.entity_images for p in paths)
             if not stale:
                 return loaded
         logger.info("the cached copy at %s is out of date; rebuilding it", path)

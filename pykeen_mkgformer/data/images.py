@@ -11,17 +11,24 @@ processor does,
 
 so a second epoch (or a second run) decodes nothing, and storing ``uint8`` loses nothing (the
 Pillow-backed processors resize in 8 bits; float-valued resizes would be rounded).
+
+Decoding is :func:`pykeen_mkgformer.data.decoding.load_rgb`, the decoder every task uses. A cache
+entry is built in a temporary folder and renamed into place when complete, so a killed build never
+leaves an entry behind; an entry whose files are missing, truncated, of the wrong size or
+unparsable (damaged on disk, or by hand) is detected when it is opened and rebuilt.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import glob
 import hashlib
 import json
 import logging
 import os
 import pathlib
 import shutil
+import socket
 import tempfile
 import warnings
 from collections.abc import Sequence
@@ -29,8 +36,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from tqdm.auto import tqdm
+
+from .decoding import file_digest, load_rgb
+from .errors import ImageError
 
 __all__ = [
     "ImageLayout",
@@ -42,12 +52,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: bump when the stored format changes
-CACHE_FORMAT_VERSION = 1
-
-
-class ImageError(ValueError):
-    """An image file that cannot be used (missing, empty, corrupt, truncated or a decompression bomb)."""
+#: bump when the stored format or the decoded pixels change (2: the shared decoder, EXIF
+#: orientation, 16-bit scaling; verified entries)
+CACHE_FORMAT_VERSION = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,58 +94,6 @@ class ImageLayout:
     def slots(self) -> list[tuple[int, int]]:
         """``(group, position in group)`` for every slot, in filling order."""
         return [(g, j) for g, (count, _) in enumerate(self.groups) for j in range(count)]
-
-
-def _to_rgb(image: Image.Image) -> Image.Image:
-    """Convert any Pillow mode to RGB; transparent pixels become white, 16/32-bit greys are rescaled."""
-    if image.mode in {"I", "I;16", "I;16L", "I;16B", "I;16N", "F"}:
-        array = np.asarray(image, dtype=np.float64)
-        high = 65535.0 if image.mode != "F" else max(float(array.max()), 1.0)
-        array = np.clip(array / high * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        return Image.fromarray(array, mode="L").convert("RGB")
-    if image.mode in {"RGBA", "LA", "PA", "RGBa", "La"} or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
-    return image.convert("RGB")
-
-
-def load_rgb(path: str | pathlib.Path) -> Image.Image:
-    """Decode an image file with Pillow and convert it to RGB.
-
-    :raises ImageError: when the file is missing, empty, not an image, truncated, or larger than
-        :data:`PIL.Image.MAX_IMAGE_PIXELS` (a decompression bomb)
-    """
-    path = pathlib.Path(path)
-    if not path.is_file():
-        raise ImageError(f"missing file {path}")
-    if path.stat().st_size == 0:
-        raise ImageError(f"empty file {path}")
-    try:
-        with warnings.catch_warnings():
-            # Pillow only warns between MAX_IMAGE_PIXELS and twice that; refuse those too
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                image.load()
-                return _to_rgb(image)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise ImageError(f"decompression bomb refused: {path} ({error})") from error
-    except UnidentifiedImageError as error:
-        raise ImageError(f"not a readable image: {path}") from error
-    except (OSError, SyntaxError, ValueError) as error:
-        raise ImageError(f"corrupt or truncated image {path}: {error}") from error
-
-
-def _file_digest(path: pathlib.Path) -> str:
-    """SHA-256 of a file's bytes, or a marker naming the path when it cannot be read."""
-    digest = hashlib.sha256()
-    try:
-        with path.open("rb") as file:
-            while chunk := file.read(1 << 20):
-                digest.update(chunk)
-        return digest.hexdigest()
-    except OSError:
-        return f"unreadable:{path}"
 
 
 # image processors --------------------------------------------------------------------------------
@@ -226,6 +181,60 @@ def default_cache_dir() -> pathlib.Path:
     return pystow.join("pykeen", "mkgformer", "pixels")
 
 
+def _build_prefix(key: str) -> str:
+    """Temporary build folders of an entry: ``.<key>.<host>.<pid>.<random>``."""
+    return f".{key}.{socket.gethostname()}."
+
+
+def _remove_stale_builds(root: pathlib.Path, key: str) -> None:
+    """Delete this entry's temporary folders left by killed builds on this host (their process is gone)."""
+    prefix = _build_prefix(key)
+    for folder in root.glob(f"{glob.escape(prefix)}*"):
+        pid_text = folder.name[len(prefix) :].split(".", 1)[0]
+        if not pid_text.isdigit() or _alive(int(pid_text)):
+            continue
+        logger.info("removing %s, left by a build that was killed", folder)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _discard(folder: pathlib.Path) -> None:
+    """Move a damaged entry out of the way (atomically), then delete it."""
+    aside = folder.with_name(f".{folder.name}.damaged.{os.getpid()}")
+    try:
+        os.replace(folder, aside)
+    except OSError:
+        return  # another process moved or replaced it
+    if aside.is_dir() and not aside.is_symlink():
+        shutil.rmtree(aside, ignore_errors=True)
+    else:
+        aside.unlink(missing_ok=True)
+
+
+def _sync_folder(folder: pathlib.Path) -> None:
+    """Flush a folder's files and the folder itself to disk (so a rename publishes complete files)."""
+    for path in folder.iterdir():
+        with path.open("rb") as file:
+            os.fsync(file.fileno())
+    if hasattr(os, "O_DIRECTORY"):
+        descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+
+
 class PixelCache:
     """Preprocessed entity images, decoded once and memory-mapped from disk.
 
@@ -277,7 +286,7 @@ class PixelCache:
 
         unique = sorted({p for item in paths for p in item})
         digests = {
-            p: _file_digest(p)
+            p: file_digest(p)
             for p in tqdm(unique, desc="hashing images", unit="file", disable=not progress or not unique)
         }
         key_source = json.dumps(
@@ -292,22 +301,35 @@ class PixelCache:
         self.key = hashlib.sha256(key_source.encode("utf-8")).hexdigest()[:32]
         root = pathlib.Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self.path = root.joinpath(self.key)
-        if not self.path.joinpath("meta.json").is_file():
-            self._build(paths, root)
-        self._open()
+        self._open_or_build(paths, root)
 
     # building ----------------------------------------------------------------------------------
+
+    def _open_or_build(self, paths: list[list[pathlib.Path]], root: pathlib.Path) -> None:
+        """Open the entry; build it when absent, rebuild it when damaged."""
+        problem = self._verify() if self.path.exists() else "absent"
+        if problem is not None:
+            if problem != "absent":
+                warnings.warn(f"pixel cache entry {self.path} is damaged ({problem}); rebuilding it", stacklevel=4)
+                _discard(self.path)
+            self._build(paths, root)
+            problem = self._verify()
+            if problem is not None:
+                raise RuntimeError(f"pixel cache entry {self.path} is unusable right after building it: {problem}")
+        self._open()
 
     def _build(self, paths: list[list[pathlib.Path]], root: pathlib.Path) -> None:
         """Decode, resize and store every image; written to a temporary folder, then renamed.
 
         Each group's pixels go to a raw ``uint8`` file of rows ``(3, side, side)``, allocated for the
-        most rows the group can need and truncated to the rows used.
+        most rows the group can need and truncated to the rows used. ``meta.json`` (written last)
+        records every file's size; the files are flushed to disk before the folder is renamed.
         """
         root.mkdir(parents=True, exist_ok=True)
+        _remove_stale_builds(root, self.key)
         slots = self.layout.slots()
         groups = self.layout.groups
-        tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{self.key}-", dir=root))
+        tmp = pathlib.Path(tempfile.mkdtemp(prefix=f"{_build_prefix(self.key)}{os.getpid()}.", dir=root))
         try:
             bounds = [sum(min(count, len(item)) for item in paths) for count, _ in groups]
             pixels = [
@@ -335,46 +357,107 @@ class PixelCache:
                             try:
                                 image = load_rgb(path)
                             except ImageError as error:
-                                failed[path] = str(error)
+                                failed[path] = error.reason
                                 continue
                             pixels[g][num_rows[g]] = _resize(self.processor, image, groups[g][1])
                             row_of[path, g] = num_rows[g]
                             num_rows[g] += 1
                         index[g][i, j] = row_of[path, g]
                         filled += 1
+            sizes = {}
             for g, (_, side) in enumerate(groups):
                 np.save(tmp.joinpath(f"index_{g}.npy"), index[g])
+                sizes[f"index_{g}.npy"] = tmp.joinpath(f"index_{g}.npy").stat().st_size
                 if pixels[g] is not None:
                     pixels[g].flush()
                     pixels[g] = None
                     os.truncate(tmp.joinpath(f"pixels_{g}.u8"), num_rows[g] * 3 * side * side)
+                    sizes[f"pixels_{g}.u8"] = num_rows[g] * 3 * side * side
             tmp.joinpath("meta.json").write_text(
                 json.dumps(
                     dict(
+                        version=CACHE_FORMAT_VERSION,
                         layout=groups,
                         num_items=self.num_items,
                         num_rows=num_rows,
+                        files=sizes,
+                        # ASCII-escaped: file names that are not valid UTF-8 survive the round trip
                         skipped=sorted((str(path), reason) for path, reason in failed.items()),
                     ),
                     indent=1,
                 ),
                 encoding="utf-8",
             )
+            _sync_folder(tmp)
             try:
                 os.replace(tmp, self.path)
             except OSError:
                 # another process built the same entry meanwhile
-                if not self.path.joinpath("meta.json").is_file():
+                if self._verify() is not None:
                     raise
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         logger.info("stored preprocessed images in %s", self.path)
 
+    # opening and checking ----------------------------------------------------------------------
+
+    def _read_meta(self) -> dict[str, Any]:
+        return json.loads(self.path.joinpath("meta.json").read_text(encoding="utf-8"))
+
+    def _verify(self) -> str | None:
+        """Why the entry at :attr:`path` cannot be used (None when it is complete and consistent).
+
+        Checks ``meta.json`` (present, parsable, this format version, layout and item count), every
+        index (present, the right shape, rows within range) and every pixel file (present, exactly
+        the recorded size), without reading the pixels.
+        """
+        try:
+            meta = self._read_meta()
+        except FileNotFoundError:
+            return "meta.json is missing (an unfinished build?)"
+        except (OSError, ValueError) as error:
+            return f"meta.json is unreadable ({error})"
+        if not isinstance(meta, dict) or meta.get("version") != CACHE_FORMAT_VERSION:
+            return f"meta.json is not of format version {CACHE_FORMAT_VERSION}"
+        try:
+            layout = [tuple(group) for group in meta["layout"]]
+            num_rows = [int(rows) for rows in meta["num_rows"]]
+            sizes = dict(meta["files"])
+            num_items = int(meta["num_items"])
+            if not all(len(entry) == 2 for entry in meta["skipped"]):
+                raise ValueError("'skipped' holds entries that are not (path, reason)")
+        except (KeyError, TypeError, ValueError) as error:
+            return f"meta.json lacks a field or has a wrong one ({error!r})"
+        if layout != list(self.layout.groups) or num_items != self.num_items or len(num_rows) != len(layout):
+            return "meta.json describes another layout or item count"
+        for g, ((count, side), rows) in enumerate(zip(self.layout.groups, num_rows, strict=True)):
+            index_path = self.path.joinpath(f"index_{g}.npy")
+            try:
+                if index_path.stat().st_size != sizes.get(index_path.name):
+                    return f"{index_path.name} has {index_path.stat().st_size} bytes, not {sizes.get(index_path.name)}"
+                index = np.load(index_path, allow_pickle=False)
+            except (OSError, ValueError, EOFError) as error:
+                return f"{index_path.name} is unreadable ({error})"
+            if index.shape != (self.num_items, count) or index.dtype != np.int64:
+                return f"{index_path.name} has shape {index.shape} ({index.dtype}), not {(self.num_items, count)} (int64)"
+            if index.size and (index.min() < -1 or index.max() >= rows):
+                return f"{index_path.name} points outside the {rows} stored rows"
+            if rows:
+                pixels_path = self.path.joinpath(f"pixels_{g}.u8")
+                expected = rows * 3 * side * side
+                try:
+                    actual = pixels_path.stat().st_size
+                except OSError as error:
+                    return f"{pixels_path.name} is missing ({error.strerror})"
+                if actual != expected or sizes.get(pixels_path.name) != expected:
+                    return f"{pixels_path.name} has {actual:,} bytes, not {expected:,} (truncated or overwritten)"
+        return None
+
     def _open(self) -> None:
-        meta = json.loads(self.path.joinpath("meta.json").read_text(encoding="utf-8"))
-        self.skipped: list[tuple[str, str]] = [tuple(entry) for entry in meta["skipped"]]
-        for _path, reason in self.skipped:
-            warnings.warn(f"image skipped: {reason}", stacklevel=3)
+        meta = self._read_meta()
+        self.skipped: list[tuple[str, str]] = [(str(path), str(reason)) for path, reason in meta["skipped"]]
+        for path, reason in self.skipped:
+            warnings.warn(f"image skipped: {path}: {reason}", stacklevel=4)
         if self.skipped:
             logger.warning("%d image files were skipped (see PixelCache.skipped)", len(self.skipped))
         self._map(meta)
@@ -382,7 +465,8 @@ class PixelCache:
     def _map(self, meta: dict[str, Any]) -> None:
         """Open the index and the memory maps."""
         self._index = [
-            torch.as_tensor(np.load(self.path.joinpath(f"index_{g}.npy"))) for g in range(len(self.layout.groups))
+            torch.as_tensor(np.load(self.path.joinpath(f"index_{g}.npy"), allow_pickle=False))
+            for g in range(len(self.layout.groups))
         ]
         self._pixels = [
             np.memmap(self.path.joinpath(f"pixels_{g}.u8"), dtype=np.uint8, mode="r", shape=(rows, 3, side, side))
@@ -397,7 +481,10 @@ class PixelCache:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self._map(json.loads(self.path.joinpath("meta.json").read_text(encoding="utf-8")))
+        problem = self._verify()
+        if problem is not None:
+            raise RuntimeError(f"pixel cache entry {self.path} changed since it was opened: {problem}")
+        self._map(self._read_meta())
 
     # lookup ------------------------------------------------------------------------------------
 

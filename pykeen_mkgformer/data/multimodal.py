@@ -281,7 +281,9 @@ class MultimodalTriplesFactory(TriplesFactory):
     def to_path_binary(self, path: str | pathlib.Path | TextIO) -> pathlib.Path:  # noqa: D102
         path = super().to_path_binary(path=path)
         with gzip.open(path.joinpath(self.file_name_multimodal), "wt", encoding="utf-8") as file:
-            json.dump(self._multimodal_state(), file, ensure_ascii=False)
+            # ASCII-escaped, so that image paths whose names are not valid UTF-8 (held by Python as
+            # lone surrogates) are stored and read back unchanged
+            json.dump(self._multimodal_state(), file, ensure_ascii=True)
         return path
 
     @classmethod

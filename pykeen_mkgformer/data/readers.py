@@ -1,24 +1,29 @@
 """Readers for the plain-text benchmark files, and the assembly of multimodal splits that share ids.
 
-Every reader names the file and line of malformed input. Files may be plain or gzip-compressed.
+Every reader gets its lines from :func:`pykeen_mkgformer.data.textfiles.read_lines` (plain or
+gzip, UTF-8 with or without BOM, any newline) and names ``file:line`` of malformed input with a
+:class:`~pykeen_mkgformer.data.errors.MalformedLineError`; with a ``bad_lines`` collector that
+skips (:class:`~pykeen_mkgformer.data.textfiles.BadLines`), such lines are counted instead.
+Every non-blank line is either read or reported: nothing is dropped without a word.
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import gzip
 import logging
 import os
 import pathlib
-from collections.abc import Callable, Iterator, Mapping
+import warnings
+from collections.abc import Callable, Mapping
 
 import numpy as np
-import pandas
 import torch
 from pykeen.triples.triples_factory import create_relation_mapping
 
+from .errors import DataError, MalformedLineError
+from .files import file_problem
 from .multimodal import MultimodalTriplesFactory
+from .textfiles import BadLines, content_lines, paused_gc, require_records
 
 __all__ = [
     "read_triples",
@@ -35,84 +40,101 @@ logger = logging.getLogger(__name__)
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"})
 
 
-def _lines(path: pathlib.Path) -> Iterator[tuple[int, str]]:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as file:
-        for number, line in enumerate(file, start=1):
-            line = line.rstrip("\r\n")
-            if line.strip():
-                yield number, line
+def read_triples(path: str | pathlib.Path, *, bad_lines: BadLines | None = None) -> np.ndarray:
+    """Read ``head \t relation \t tail`` lines into a ``(n, 3)`` array of ``str`` (dtype object).
 
+    Labels are kept as written (as PyKEEN's ``load_triples`` does); blank (or whitespace-only)
+    lines are skipped.
 
-def _read_triple_lines(path: pathlib.Path) -> np.ndarray:
-    """Line by line: raise naming the first line that is not ``head<TAB>relation<TAB>tail``."""
+    :param bad_lines: where malformed lines go; by default the first one raises
+    :raises MalformedLineError: naming the file and line of a line without exactly three non-blank
+        tab-separated fields, or one that is not UTF-8 (unless ``bad_lines`` skips)
+    :raises DataError: for a file that cannot be read at all (see :func:`~.textfiles.read_lines`)
+    """
+    bad_lines = bad_lines if bad_lines is not None else BadLines()
     triples = []
-    for number, line in _lines(path):
-        fields = line.split("\t")
-        if len(fields) != 3 or not all(field.strip() for field in fields):
-            raise ValueError(f"{path}, line {number}: expected 'head<TAB>relation<TAB>tail', got {line!r}")
-        triples.append(fields)
-    return np.asarray(triples, dtype=object).reshape(-1, 3)
+    with paused_gc():
+        for number, line in content_lines(path, bad_lines):
+            fields = line.split("\t")
+            if len(fields) == 3 and fields[0].strip() and fields[1].strip() and fields[2].strip():
+                triples.append(fields)
+            else:
+                bad_lines.report(
+                    MalformedLineError(path, number, f"expected 'head<TAB>relation<TAB>tail', got {_shorten(line)!r}")
+                )
+        return np.asarray(triples, dtype=object).reshape(-1, 3)
 
 
-def read_triples(path: str | pathlib.Path) -> np.ndarray:
-    """Read ``head \\t relation \\t tail`` lines into a ``(n, 3)`` array of ``str`` (dtype object).
+def read_text_table(path: str | pathlib.Path, *, bad_lines: BadLines | None = None) -> dict[str, str]:
+    """Read ``key \t text`` lines (the text may be empty; keys and texts are stripped).
 
-    Labels are kept as written (as PyKEEN's ``load_triples`` does); blank lines are skipped.
-
-    :raises ValueError: naming the file and line of a line without exactly three non-blank fields
+    :param bad_lines: where malformed lines go; by default the first one raises (when skipping, the
+        first of repeated keys is kept)
+    :raises MalformedLineError: naming the file and line of a line without a tab, of a repeated key,
+        or of a line that is not UTF-8 (unless ``bad_lines`` skips)
+    :raises DataError: for a file that cannot be read at all
     """
-    path = pathlib.Path(path)
-    try:  # the fast path: pandas' C parser
-        frame = pandas.read_csv(
-            path, sep="\t", header=None, dtype=str, keep_default_na=False, quoting=csv.QUOTE_NONE, engine="c"
-        )
-    except (pandas.errors.ParserError, pandas.errors.EmptyDataError):
-        frame = None
-    if frame is not None and frame.shape[1] == 3:
-        triples = frame.to_numpy(dtype=object)
-        if not pandas.isna(triples).any() and not any(label.isspace() or not label for label in set(triples.flat)):
-            return triples
-    # something irregular: the line-by-line reader parses it or names the offending line
-    return _read_triple_lines(path)
-
-
-def read_text_table(path: str | pathlib.Path) -> dict[str, str]:
-    """Read ``key \\t text`` lines (the text may be empty).
-
-    :raises ValueError: naming the file and line of a line without a tab, or of a repeated key
-    """
-    path = pathlib.Path(path)
+    bad_lines = bad_lines if bad_lines is not None else BadLines()
     table: dict[str, str] = {}
-    for number, line in _lines(path):
-        key, sep, text = line.partition("\t")
-        if not sep or not key.strip():
-            raise ValueError(f"{path}, line {number}: expected 'key<TAB>text', got {line!r}")
-        key = key.strip()
-        if key in table:
-            raise ValueError(f"{path}, line {number}: key {key!r} appears a second time")
-        table[key] = text.strip()
+    with paused_gc():
+        for number, line in content_lines(path, bad_lines):
+            key, sep, text = line.partition("\t")
+            key = key.strip()
+            if not sep or not key:
+                bad_lines.report(MalformedLineError(path, number, f"expected 'key<TAB>text', got {_shorten(line)!r}"))
+            elif key in table:
+                bad_lines.report(MalformedLineError(path, number, f"key {key!r} appears a second time"))
+            else:
+                table[key] = text.strip()
     return table
 
 
-def list_entity_images(root: pathlib.Path) -> dict[str, tuple[str, ...]]:
+def _shorten(line: str, limit: int = 200) -> str:
+    return line if len(line) <= limit else f"{line[:limit]}... ({len(line):,} characters)"
+
+
+def list_entity_images(
+    root: pathlib.Path, *, problems: list[tuple[str, str]] | None = None
+) -> dict[str, tuple[str, ...]]:
     """List ``root/<folder>/<image files>``: folder name -> sorted absolute image paths.
 
-    Files whose suffix is not an image suffix (e.g. ``index.tsv``) are not images; their number is logged.
+    Every entry of an entity folder whose name has an image suffix is listed, whatever it is (a
+    directory named ``x.jpg``, a symlink loop, a dangling symlink): the image decoder refuses those
+    with a reason, and the pixel cache names and counts them (``PixelCache.skipped``). Entries
+    without an image suffix (e.g. ``index.tsv``) are not images; their number is logged. An entity
+    folder that cannot be listed (a symlink loop, permission denied) is warned about by name and
+    appended to ``problems`` as ``(path, reason)``.
     """
     images: dict[str, tuple[str, ...]] = {}
     ignored = 0
+
+    def problem(path: str, reason: str) -> None:
+        warnings.warn(f"image folder skipped: {path}: {reason}", stacklevel=3)
+        if problems is not None:
+            problems.append((path, reason))
+
     with os.scandir(root) as folders:
         for folder in folders:
-            if not folder.is_dir():
+            try:
+                is_folder = folder.is_dir()
+            except OSError as error:  # a symlink loop, a broken mount...
+                problem(folder.path, f"cannot be read ({error.strerror or error})")
+                continue
+            if not is_folder:
+                if not os.path.exists(folder.path) and os.path.islink(folder.path):
+                    problem(folder.path, f"dangling symlink (to {os.readlink(folder.path)!r})")
                 continue
             files = []
-            with os.scandir(folder.path) as entries:
-                for entry in entries:
-                    if entry.is_file() and pathlib.Path(entry.name).suffix.lower() in IMAGE_SUFFIXES:
-                        files.append(os.path.abspath(entry.path))
-                    else:
-                        ignored += 1
+            try:
+                with os.scandir(folder.path) as entries:
+                    for entry in entries:
+                        if pathlib.Path(entry.name).suffix.lower() in IMAGE_SUFFIXES:
+                            files.append(os.path.abspath(entry.path))
+                        else:
+                            ignored += 1
+            except OSError as error:
+                problem(folder.path, f"cannot be listed ({error.strerror or error})")
+                continue
             if files:
                 images[folder.name] = tuple(sorted(files))
     if ignored:
@@ -141,9 +163,20 @@ class MultimodalFiles:
     name_from_text: Callable[[str], str] = str
 
     def fingerprint(self) -> list[tuple[str, int, int]]:
-        """(path, size, mtime) of every file and folder: changes when the data changes."""
+        """(path, size, mtime) of every file and folder: changes when the data changes.
+
+        :raises DataError: naming a text file that is not a regular file (a directory, a dangling
+            symlink, a symlink loop, a FIFO...)
+        """
         paths = [self.training, self.validation, self.testing, self.entity_texts, self.relation_texts]
-        paths += [p for p in (self.entity_long_texts, self.image_root) if p is not None]
+        if self.entity_long_texts is not None:
+            paths.append(self.entity_long_texts)
+        for path in paths:
+            problem = file_problem(path)
+            if problem is not None:
+                raise DataError(path, problem)
+        if self.image_root is not None:
+            paths.append(self.image_root)
         return [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in paths]
 
 
@@ -161,19 +194,40 @@ def _map_to_ids(
     return torch.as_tensor(mapped, dtype=torch.long)
 
 
+def _read_texts(path: pathlib.Path, bad_lines: BadLines) -> dict[str, str]:
+    """A text table; an empty one is allowed (its items fall back to their labels) but said."""
+    table = read_text_table(path, bad_lines=bad_lines)
+    if not table:
+        warnings.warn(f"{path} holds no text: every item falls back to its label", stacklevel=3)
+    return table
+
+
 def load_multimodal_splits(
     files: MultimodalFiles,
     *,
     create_inverse_triples: bool = False,
+    bad_lines: BadLines | None = None,
 ) -> tuple[MultimodalTriplesFactory, MultimodalTriplesFactory, MultimodalTriplesFactory]:
     """Read training / validation / testing into factories that share ids and attributes.
 
     The entity and relation maps are built over *all* splits (sorted labels, as PyKEEN does), so
     entities seen only in validation or testing keep their ids (MKGformer can embed them from their
     text) and no triple is dropped.
+
+    Every file is read and checked before a factory exists (so before any training): a split
+    without a triple is an error naming its file.
+
+    :param bad_lines: where malformed lines go; by default the first one raises
+    :raises DataError: naming the file (and line) of the first problem
     """
+    bad_lines = bad_lines if bad_lines is not None else BadLines()
     paths = (files.training, files.validation, files.testing)
-    splits = [read_triples(path) for path in paths]
+    splits = []
+    for path in paths:
+        skipped_before = len(bad_lines.errors)
+        triples = read_triples(path, bad_lines=bad_lines)
+        require_records(path, list(triples[:1]), skipped=len(bad_lines.errors) - skipped_before, what="triples")
+        splits.append(triples)
     all_triples = np.concatenate(splits)
     entity_labels = sorted(set(all_triples[:, 0].tolist()) | set(all_triples[:, 2].tolist()))
     entity_to_id = {label: i for i, label in enumerate(entity_labels)}
@@ -185,10 +239,10 @@ def load_multimodal_splits(
             "%d entities occur only in validation/testing; they keep their ids (%s)", unseen, files.training.parent
         )
 
-    entity_texts = read_text_table(files.entity_texts)
+    entity_texts = _read_texts(files.entity_texts, bad_lines)
     descriptions: Mapping[str, str] = entity_texts
     if files.entity_long_texts is not None:
-        descriptions = {**entity_texts, **read_text_table(files.entity_long_texts)}
+        descriptions = {**entity_texts, **_read_texts(files.entity_long_texts, bad_lines)}
     images: list[tuple[str, ...]] = [()] * len(entity_labels)
     if files.image_root is not None:
         by_folder = list_entity_images(files.image_root)
@@ -196,7 +250,7 @@ def load_multimodal_splits(
         unmatched = len(by_folder) - sum(1 for paths in images if paths)
         if unmatched:
             logger.info("%s: %d image folders belong to no entity of this graph", files.image_root, unmatched)
-    relation_texts = read_text_table(files.relation_texts)
+    relation_texts = _read_texts(files.relation_texts, bad_lines)
     relation_labels = sorted(relation_to_id, key=relation_to_id.__getitem__)
 
     training, validation, testing = (

@@ -1,7 +1,9 @@
 """Twitter-2017 in CoNLL format, and the alignment of words to word pieces.
 
 A tweet is an ``IMGID:<id>`` line (its image is ``<id>.jpg``), one ``token<TAB>label`` line per
-word with BIO labels (``B-PER``, ``I-PER``, ..., ``O``), and a blank line.
+word with BIO labels (``B-PER``, ``I-PER``, ..., ``O``), and a blank line. The separator is a tab,
+as in the released files: a line whose fields are separated by spaces is reported, never guessed
+(a token may not contain a tab, but the format gives spaces no meaning).
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from typing import Sequence
 
 from transformers import PreTrainedTokenizerBase
 
-from ..tasks.lines import BadLines, MalformedLineError, find_split_file, numbered_lines
+from ..data.textfiles import read_lines, require_records
+from ..tasks.lines import BadLines, MalformedLineError, find_split_file
 
 __all__ = ["Sentence", "read_conll", "read_conll_folder", "WordAlignment", "align_words", "TWITTER_SPLIT_FILES", "entity_type"]
 
@@ -56,10 +59,17 @@ def _check_tag(tag: str, previous: str | None) -> str | None:
 def read_conll(path: Path, *, bad_lines: BadLines | None = None) -> list[Sentence]:
     """Read a CoNLL file with ``IMGID:`` lines.
 
-    :param bad_lines: where malformed lines go; by default the first one raises
+    Each word line is ``token<TAB>label`` (surrounding spaces are stripped). Lines are read with the
+    package's text reader (plain or gzip, BOM, ``\n`` / ``\r\n`` / ``\r``).
+
+    :param bad_lines: where malformed lines go; by default the first one raises. An ``IMGID:`` line
+        followed by no word (an empty sentence) is not an error: it is counted and named as a
+        notice (``bad_lines.notices["empty sentence"]``).
     :raises MalformedLineError: naming the file and line for a line that is not ``token<TAB>label``
-        (token/label count mismatch), an unknown label, or a BIO error (``I-X`` not after ``B-X``/``I-X``),
-        unless ``bad_lines`` skips (then the whole sentence is skipped and the line counted)
+        (fields separated by spaces rather than a tab, a token/label missing, more than two fields),
+        not UTF-8 or holding a NUL byte, an unknown label, or a BIO error (``I-X`` not after
+        ``B-X``/``I-X``), unless ``bad_lines`` skips (then the whole sentence is dropped, the line
+        counted and the sentence counted in ``bad_lines.dropped_instances``)
     """
     path = Path(path)
     bad_lines = bad_lines if bad_lines is not None else BadLines()
@@ -68,34 +78,54 @@ def read_conll(path: Path, *, bad_lines: BadLines | None = None) -> list[Sentenc
     tags: list[str] = []
     image: str | None = None
     start: int | None = None
+    image_line: int | None = None
     broken = False
 
     def flush() -> None:
-        nonlocal words, tags, image, start, broken
-        if words and not broken:
+        nonlocal words, tags, image, start, image_line, broken
+        if broken:
+            bad_lines.drop_instance()
+        elif words:
             sentences.append(Sentence(tuple(words), tuple(tags), image, f"{path}:{start}"))
-        words, tags, image, start, broken = [], [], None, None, False
+        elif image_line is not None:
+            bad_lines.notice("empty sentence", MalformedLineError(path, image_line, "an IMGID line with no words"))
+        words, tags, image, start, image_line, broken = [], [], None, None, None, False
 
-    for number, line in numbered_lines(path):
+    def bad(error: MalformedLineError) -> None:
+        nonlocal broken, start
+        broken = True
+        start = start if start is not None else error.line
+        bad_lines.report(error)
+
+    for number, line in read_lines(path):
+        if isinstance(line, MalformedLineError):
+            bad(line)
+            continue
         if not line.strip():
             flush()
             continue
         if line.startswith(IMAGE_PREFIX):
             flush()
             image_id = line[len(IMAGE_PREFIX) :].strip()
-            image, start = (f"{image_id}.jpg" if image_id else None), number
+            image, start, image_line = (f"{image_id}.jpg" if image_id else None), number, number
             continue
         start = start if start is not None else number
-        fields = line.split("\t") if "\t" in line else line.split()
-        if len(fields) != 2 or not fields[0] or not fields[1].strip():
-            broken = True
-            bad_lines.report(MalformedLineError(path, number, f"expected 'token<TAB>label', got {len(fields)} field(s): {line!r}"))
+        if "\t" not in line:
+            hint = "; separate token and label with a tab, not spaces" if len(line.split()) == 2 else ""
+            bad(MalformedLineError(
+                path, number, f"expected 'token<TAB>label', got {len(line.split())} field(s) and no tab{hint}: {line!r}"
+            ))
             continue
-        word, tag = fields[0], fields[1].strip()
+        fields = [field.strip() for field in line.split("\t")]
+        if len(fields) != 2 or not fields[0] or not fields[1]:
+            bad(MalformedLineError(
+                path, number, f"expected 'token<TAB>label', got {len(fields)} field(s): {line!r}"
+            ))
+            continue
+        word, tag = fields
         problem = _check_tag(tag, tags[-1] if tags else None)
         if problem is not None:
-            broken = True
-            bad_lines.report(MalformedLineError(path, number, problem))
+            bad(MalformedLineError(path, number, problem))
         words.append(word)
         tags.append(tag)
     flush()
@@ -103,8 +133,15 @@ def read_conll(path: Path, *, bad_lines: BadLines | None = None) -> list[Sentenc
 
 
 def read_conll_folder(folder: Path, split: str, *, bad_lines: BadLines | None = None) -> list[Sentence]:
-    """The ``split`` (``train``, ``dev``, ``test``) of a Twitter-2015/2017-style folder."""
-    return read_conll(find_split_file(Path(folder), TWITTER_SPLIT_FILES[split]), bad_lines=bad_lines)
+    """The ``split`` (``train``, ``dev``, ``test``) of a Twitter-2015/2017-style folder.
+
+    :raises DataError: naming the split's file when it holds no sentence
+    """
+    bad_lines = bad_lines if bad_lines is not None else BadLines()
+    path = find_split_file(Path(folder), TWITTER_SPLIT_FILES[split])
+    skipped_before = len(bad_lines.errors)
+    sentences = read_conll(path, bad_lines=bad_lines)
+    return require_records(path, sentences, skipped=len(bad_lines.errors) - skipped_before, what="sentences")
 
 
 @dataclass(frozen=True)

@@ -8,17 +8,27 @@ An instance::
      "relation": "/misc/misc/part_of"}
 
 ``pos`` is a half-open token span ``[start, end)``.
+
+Lines come from the package's one text reader (:mod:`pykeen_mkgformer.data.textfiles`: plain or
+gzip, BOM, any newline); a line that is not UTF-8, not a JSON object / literal dict, or not a
+valid instance is a :class:`~pykeen_mkgformer.data.errors.MalformedLineError` naming ``file:line``
+(skipped and counted with ``--skip-bad-lines``). Strings holding lone UTF-16 surrogates (which
+JSON's ``\ud800`` escapes allow, but no tokenizer or UTF-8 file can take) are malformed too.
 """
 
 from __future__ import annotations
 
 import ast
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..tasks.lines import BadLines, MalformedLineError, find_split_file, numbered_lines
+from ..data.errors import DataError
+from ..data.files import read_bounded
+from ..data.textfiles import content_lines, require_records
+from ..tasks.lines import BadLines, MalformedLineError, find_split_file
 
 __all__ = ["Span", "RelationInstance", "read_mnre", "read_mnre_folder", "load_relations", "MNRE_SPLIT_FILES", "NONE_RELATION"]
 
@@ -59,14 +69,23 @@ class RelationInstance:
 def load_relations(folder: Path) -> dict[str, int] | None:
     """``rel2id.json`` of the folder (label -> id), or None when there is none.
 
-    :raises ValueError: if the file is not a JSON object of distinct integer ids 0..n-1
+    :raises DataError: naming the file if it is not a regular file, not UTF-8 JSON (a BOM is
+        allowed), or not an object mapping relations to the distinct integer ids 0..n-1
     """
     path = Path(folder) / "rel2id.json"
-    if not path.is_file():
+    if not os.path.lexists(path):
         return None
-    relations = json.loads(path.read_text(encoding="utf-8"))
-    if not isinstance(relations, dict) or sorted(relations.values()) != list(range(len(relations))):
-        raise ValueError(f"{path} must map each relation to a distinct id 0..n-1.")
+    try:
+        relations = json.loads(read_bounded(path, 2**26).decode("utf-8-sig"))
+    except UnicodeDecodeError as error:
+        raise DataError(path, f"not valid UTF-8 (byte at offset {error.start})") from error
+    except (ValueError, RecursionError) as error:
+        if isinstance(error, DataError):
+            raise
+        raise DataError(path, f"not valid JSON ({error})") from error
+    ids = list(relations.values()) if isinstance(relations, dict) else None
+    if ids is None or not all(type(i) is int for i in ids) or sorted(ids) != list(range(len(ids))):
+        raise DataError(path, "must map each relation to a distinct id 0..n-1")
     return relations
 
 
@@ -82,9 +101,7 @@ def read_mnre(path: Path, *, relations: Mapping[str, int] | None = None, bad_lin
     bad_lines = bad_lines if bad_lines is not None else BadLines()
     python_literals = path.name.endswith(".txt") or path.name.endswith(".txt.gz")
     instances = []
-    for number, line in numbered_lines(path):
-        if not line.strip():
-            continue
+    for number, line in content_lines(path, bad_lines):
         try:
             record = _parse(line, python_literals)
             instances.append(_instance(record, relations, f"{path}:{number}"))
@@ -94,9 +111,15 @@ def read_mnre(path: Path, *, relations: Mapping[str, int] | None = None, bad_lin
 
 
 def read_mnre_folder(folder: Path, split: str, *, bad_lines: BadLines | None = None) -> list[RelationInstance]:
-    """The ``split`` (``train``, ``dev``, ``test``) of an MNRE folder, checked against its ``rel2id.json``."""
+    """The ``split`` (``train``, ``dev``, ``test``) of an MNRE folder, checked against its ``rel2id.json``.
+
+    :raises DataError: naming the split's file when it holds no instance
+    """
+    bad_lines = bad_lines if bad_lines is not None else BadLines()
     path = find_split_file(Path(folder), MNRE_SPLIT_FILES[split])
-    return read_mnre(path, relations=load_relations(folder), bad_lines=bad_lines)
+    skipped_before = len(bad_lines.errors)
+    instances = read_mnre(path, relations=load_relations(folder), bad_lines=bad_lines)
+    return require_records(path, instances, skipped=len(bad_lines.errors) - skipped_before, what="instances")
 
 
 def _parse(line: str, python_literals: bool) -> Any:
@@ -112,7 +135,18 @@ def _reason(error: Exception) -> str:
         return f"not a valid literal ({error})"
     if isinstance(error, KeyError):
         return f"missing field {error}"
-    return str(error)
+    if isinstance(error, (MemoryError, RecursionError)):
+        return f"too deeply nested or too large to parse ({type(error).__name__})"
+    return str(error) or type(error).__name__
+
+
+def _not_unicode(text: str) -> bool:
+    """True when ``text`` cannot be encoded as UTF-8 (it holds a lone surrogate)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _instance(record: Any, relations: Mapping[str, int] | None, source: str) -> RelationInstance:
@@ -129,6 +163,9 @@ def _instance(record: Any, relations: Mapping[str, int] | None, source: str) -> 
     tokens = record["token"]
     if not isinstance(tokens, list) or not tokens or not all(isinstance(token, str) for token in tokens):
         raise fail("'token' must be a non-empty list of strings")
+    for position, token in enumerate(tokens):
+        if _not_unicode(token):
+            raise fail(f"token {position} holds a lone surrogate ({token!r}), which is no text")
     spans = {}
     for key in ("h", "t"):
         entity = record[key]
@@ -142,13 +179,22 @@ def _instance(record: Any, relations: Mapping[str, int] | None, source: str) -> 
         start, end = position
         if not 0 <= start < end <= len(tokens):
             raise fail(f"{key!r} span [{start}, {end}) is out of range for {len(tokens)} tokens")
-        spans[key] = Span(str(entity.get("name", " ".join(tokens[start:end]))), start, end)
+        name = str(entity.get("name", " ".join(tokens[start:end])))
+        if _not_unicode(name):
+            raise fail(f"{key!r} name holds a lone surrogate ({name!r})")
+        spans[key] = Span(name, start, end)
     relation = record["relation"]
-    if not isinstance(relation, str):
+    if not isinstance(relation, str) or _not_unicode(relation):
         raise fail(f"'relation' must be a string, got {relation!r}")
     if relations is not None and relation not in relations:
         raise fail(f"relation {relation!r} is not in rel2id.json")
     image = record.get("img_id")
+    if isinstance(image, int) and not isinstance(image, bool):
+        image = str(image)
+    if image is not None and not isinstance(image, str):
+        raise fail(f"'img_id' must be a file name, got {image!r}")
+    if image and _not_unicode(image):
+        raise fail(f"'img_id' holds a lone surrogate ({image!r})")
     return RelationInstance(
         tokens=tuple(tokens),
         head=spans["h"],

@@ -55,6 +55,11 @@ def _echo_counts(metrics: dict) -> None:
     """Say what was left out: skipped lines, text-only instances, truncations."""
     if metrics["bad_lines"]["skipped"]:
         click.echo(f"skipped {metrics['bad_lines']['skipped']} malformed lines (listed in metrics.json)", err=True)
+    for kind, where in metrics["bad_lines"].get("notices", {}).items():
+        click.echo(f"ignored {len(where)} x {kind} (listed in metrics.json)", err=True)
+    skipped_images = metrics["image_files"].get("skipped", [])
+    if skipped_images:
+        click.echo(f"skipped {len(skipped_images)} unusable image files (listed with reasons in metrics.json)", err=True)
     text_only = {split: info["text_only"] for split, info in metrics["images"].items()}
     click.echo(f"instances without an image (text-only): {text_only}", err=True)
     if any(metrics["truncated"].values()):

@@ -1,24 +1,29 @@
-"""One image per instance (plus optional object crops), decoded with Pillow, processed once.
+"""One image per instance (plus optional object crops), decoded once, processed once.
 
-An instance names its image (``img_id``); the image is looked up in a folder. A missing or
-unreadable file never stops a run: the instance runs text-only (``image_mask`` False), and the
-file is counted in :attr:`InstanceImages.missing` / :attr:`InstanceImages.unreadable` and reported.
+An instance names its image (``img_id``); the image is looked up in a folder and decoded with
+:func:`pykeen_mkgformer.data.decoding.load_rgb`, the decoder link prediction uses too (every mode
+to RGB, transparency on white, 16-bit scaled, EXIF orientation, bombs refused, only regular
+files opened). A missing or unusable file never stops a run: the instance runs text-only
+(``image_mask`` False), the file is warned about once by name, and counted in
+:attr:`InstanceImages.missing` / :attr:`InstanceImages.skipped` (written to ``metrics.json``).
 """
 
 from __future__ import annotations
 
-import logging
-from pathlib import Path
+import os
+import warnings
+from pathlib import Path, PurePath
 from typing import Sequence
 
 import torch
-from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 from transformers import BaseImageProcessor
 
-__all__ = ["InstanceImages", "ImageBatch"]
+from ..data.decoding import load_rgb
+from ..data.errors import ImageError
+from ..data.files import file_problem
 
-logger = logging.getLogger(__name__)
+__all__ = ["InstanceImages", "ImageBatch"]
 
 #: suffixes tried for object crops ``<image stem>_<n><suffix>``
 CROP_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -51,29 +56,55 @@ class InstanceImages:
         self.processor = processor
         #: file names that were asked for and do not exist
         self.missing: set[str] = set()
-        #: ``(path, reason)`` of files that exist but cannot be decoded
-        self.unreadable: list[tuple[str, str]] = []
+        #: ``(path, reason)`` of files that exist (or names that are refused) but cannot be used
+        self.skipped: list[tuple[str, str]] = []
         self._pixels: dict[Path, torch.Tensor | None] = {}
+        self._refused: set[str] = set()
+        for kind, path in (("image", folder), ("crops", crops_folder)):
+            if path is not None and os.path.lexists(path) and not os.path.isdir(path):
+                problem = file_problem(path) or "not a directory"
+                warnings.warn(f"{kind} folder {path} cannot be used ({problem}): its images count as missing", stacklevel=2)
+
+    @property
+    def unreadable(self) -> list[tuple[str, str]]:
+        """The skipped files (the earlier name of :attr:`skipped`)."""
+        return self.skipped
 
     # ------------------------------------------------------------------ loading
+    def _skip(self, path: str, reason: str) -> None:
+        warnings.warn(f"image skipped: {path}: {reason}; the instance runs text-only", stacklevel=3)
+        self.skipped.append((path, reason))
+
     def _load(self, path: Path) -> torch.Tensor | None:
         if path not in self._pixels:
             try:
-                with Image.open(path) as image:
-                    pixels = self.processor(images=image.convert("RGB"), return_tensors="pt")["pixel_values"][0]
-            except (OSError, UnidentifiedImageError, ValueError) as error:
-                logger.warning("cannot read image %s (%s); the instance runs text-only", path, error)
-                self.unreadable.append((str(path), str(error)))
+                image = load_rgb(path)
+            except ImageError as error:
+                self._skip(str(path), error.reason)
                 pixels = None
+            else:
+                pixels = self.processor(images=image, return_tensors="pt")["pixel_values"][0]
             self._pixels[path] = pixels
         return self._pixels[path]
 
+    def _path(self, folder: Path, name: str) -> Path | None:
+        """``folder / name``, or None (and a skip) when the name would leave the folder."""
+        pure = PurePath(name)
+        if "\x00" in name or pure.is_absolute() or ".." in pure.parts or pure.drive:
+            if name not in self._refused:  # report each name once
+                self._refused.add(name)
+                self._skip(name, f"image name {name!r} is not a file name inside {folder}")
+            return None
+        return folder / name
+
     def main_image(self, name: str | None) -> torch.Tensor | None:
-        """The processed main image ``(3, H, W)``, or None when it is missing or unreadable."""
+        """The processed main image ``(3, H, W)``, or None when it is missing or unusable."""
         if not name or self.folder is None:
             return None
-        path = self.folder / name
-        if not path.is_file():
+        path = self._path(self.folder, name)
+        if path is None:
+            return None
+        if not os.path.lexists(path):
             self.missing.add(name)
             return None
         return self._load(path)
@@ -82,12 +113,12 @@ class InstanceImages:
         """The processed object crops of an image (at most ``max_crops``), possibly none."""
         if not name or self.crops_folder is None:
             return []
-        stem = Path(name).stem
+        stem = PurePath(name).stem
         found = []
         for index in range(self.max_crops):
             for suffix in CROP_SUFFIXES:
-                path = self.crops_folder / f"{stem}_{index}{suffix}"
-                if path.is_file():
+                path = self._path(self.crops_folder, f"{stem}_{index}{suffix}")
+                if path is not None and os.path.lexists(path):
                     pixels = self._load(path)
                     if pixels is not None:
                         found.append(pixels)
@@ -139,5 +170,9 @@ class InstanceImages:
         }
 
     def file_summary(self) -> dict:
-        """JSON-ready: how many distinct image files were missing, and which could not be decoded."""
-        return {"missing": len(self.missing), "unreadable": [path for path, _ in self.unreadable]}
+        """JSON-ready: how many distinct image files were missing, and which were skipped and why."""
+        return {
+            "missing": len(self.missing),
+            "unreadable": [path for path, _ in self.skipped],
+            "skipped": [{"path": path, "reason": reason} for path, reason in self.skipped],
+        }

@@ -67,7 +67,13 @@ class RunOptions:
 
 
 def read_splits(task: Task, options: RunOptions) -> dict[str, list]:
-    """Train, dev and test instances, cut to ``--limit``, the training split sampled for low resource."""
+    """Train, dev and test instances, cut to ``--limit``, the training split sampled for low resource.
+
+    Every split is read whole (every line checked) before anything else happens.
+
+    :raises DataError: naming the file (and line) of a split that is missing, not a regular file,
+        empty, undecodable, or malformed (unless ``--skip-bad-lines``)
+    """
     if options.train_fraction is not None and options.shots is not None:
         raise ValueError("Give at most one of --train-fraction and --shots.")
     splits = {split: task.read(split) for split in SPLITS}
@@ -145,9 +151,13 @@ class PreparedData:
 
 
 def run_task(task_class: type[Task], options: RunOptions) -> dict[str, Any]:
-    """Fine-tune and evaluate ``task_class`` on ``options.data``; returns what metrics.json holds."""
+    """Fine-tune and evaluate ``task_class`` on ``options.data``; returns what metrics.json holds.
+
+    The data are validated first: every split is read, checked and turned into features, and every
+    image decoded, before the output folder is created or touched and before any training step; a
+    data error therefore never leaves a half-written (or overwritten) output behind.
+    """
     output = Path(options.output)
-    output.mkdir(parents=True, exist_ok=True)
     device = torch.device(options.device)
     bad_lines = BadLines(skip=options.skip_bad_lines)
     task = task_class(Path(options.data), bad_lines=bad_lines)
@@ -166,6 +176,7 @@ def run_task(task_class: type[Task], options: RunOptions) -> dict[str, Any]:
         max_length=options.max_length, batch_size=options.batch_size, progress=options.progress,
     )
 
+    output.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(options.seed)
     model = task.build_model(bundle.encoder)
     settings = TrainingSettings(

@@ -9,6 +9,7 @@ The model of the epoch with the best development score is kept and restored at t
 from __future__ import annotations
 
 import logging
+import pickle
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -142,12 +143,12 @@ class FineTuner:
             logger.info("epoch %d: train loss %.4f, dev f1 %.4f", epoch, total_loss / max(n_batches, 1), dev["f1"])
             if dev["f1"] > state["best_f1"]:
                 state["best_f1"], state["best_epoch"], state["best_dev"] = dev["f1"], epoch, dev
-                torch.save(model.state_dict(), self.folder / BEST_NAME)
+                _save_atomically(model.state_dict(), self.folder / BEST_NAME)
             state["epoch"] = epoch
             self._save(optimizer, scheduler, state)
 
         if (self.folder / BEST_NAME).is_file():
-            model.load_state_dict(torch.load(self.folder / BEST_NAME, map_location=self.device, weights_only=True))
+            model.load_state_dict(_load(self.folder / BEST_NAME, self.device, weights_only=True))
         return {
             "history": state["history"],
             "best_epoch": state["best_epoch"],
@@ -182,16 +183,14 @@ class FineTuner:
             "scheduler": scheduler.state_dict(),
             "torch_rng": torch.get_rng_state(),
         }
-        temporary = self.folder / (CHECKPOINT_NAME + ".tmp")
-        torch.save(checkpoint, temporary)
-        temporary.replace(self.folder / CHECKPOINT_NAME)  # never leave a half-written checkpoint
+        _save_atomically(checkpoint, self.folder / CHECKPOINT_NAME)
 
     def _resume(self, optimizer, scheduler, state: dict) -> int | None:
         """Load the folder's checkpoint, if any, into model/optimizer/schedule/RNG; return its epoch."""
         path = self.folder / CHECKPOINT_NAME
         if not path.is_file():
             return None
-        checkpoint = torch.load(path, map_location=self.device, weights_only=False)
+        checkpoint = _load(path, self.device, weights_only=False)
         if checkpoint["signature"] != self.signature:
             changed = sorted(
                 key
@@ -209,6 +208,24 @@ class FineTuner:
         state.update(checkpoint["state"])
         logger.info("resuming from %s after epoch %d", path, state["epoch"])
         return state["epoch"]
+
+
+def _save_atomically(payload: Any, path: Path) -> None:
+    """``torch.save`` to a temporary name, then rename: a killed process never leaves a half-written file."""
+    temporary = path.with_name(path.name + ".tmp")
+    torch.save(payload, temporary)
+    temporary.replace(path)
+
+
+def _load(path: Path, device: torch.device, *, weights_only: bool) -> Any:
+    """``torch.load``, with an error naming the file (and what to do) when it is damaged."""
+    try:
+        return torch.load(path, map_location=device, weights_only=weights_only)
+    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as error:
+        raise ValueError(
+            f"{path} is damaged ({type(error).__name__}: {error}); delete it to start the run afresh, "
+            "or give another --output folder."
+        ) from error
 
 
 def _headline(metrics: dict[str, Any]) -> dict[str, Any]:
