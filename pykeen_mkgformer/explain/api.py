@@ -42,10 +42,10 @@ def explain(
     """
     folder = Path(model)
     if (folder / "model" / "task.json").is_file():
-        if instance is None:
-            raise ValueError(f"{folder} holds a relation extraction model: give the instance to explain (--instance).")
         if any(value is not None for value in (relation, head, tail)):
             raise ValueError("--head / --relation / --tail are for link prediction; a relation extraction model takes --instance.")
+        if instance is None:
+            raise ValueError(f"{folder} holds a relation extraction model: give the instance to explain (--instance).")
         from .relation_extraction import explain_relation_extraction
 
         return explain_relation_extraction(folder, instance, split=split, data=data, device=device)

@@ -46,6 +46,7 @@ dl.facts dt { color: var(--muted); } dl.facts dd { margin: 0; overflow-wrap: any
 .gallery, .heatmaps { display: flex; flex-wrap: wrap; gap: 14px; align-items: flex-end; }
 figure { margin: 0; } figcaption { font-size: .8em; color: var(--muted); max-width: 240px; overflow-wrap: anywhere; }
 img.pixelated, .heat { image-rendering: pixelated; }
+.gallery img, .heat, td img { border: 1px solid var(--line); background: #fff; }
 .empty-slot { display: flex; align-items: center; justify-content: center; border: 1px dashed var(--line);
               color: var(--muted); font-size: .8em; background: #fff; }
 .heat { position: relative; background-size: 100% 100%; }
@@ -329,13 +330,13 @@ def render_html(explanation: Explanation) -> str:
 <header><h1>MKGformer case analysis · {_e(explanation.task)}</h1><p class="query">{_e(explanation.query)}</p>
 <dl class="facts">{facts}</dl></header>
 {notes}
+{_answers_section(explanation)}
 <section id="tokens"><h2>The input as the model reads it</h2>
 <p class="muted">Click a token (or choose it below) to see which image patches it draws on in every fused layer.</p>
 <div class="tokens">{chips}</div>
 <label>Selected token <select id="token-select">{options}</select></label></section>
 {images_section}
 <section id="layers"><h2>Fused layers ({len(explanation.layers)}): CAF token-to-patch weights and PGI</h2>{layers}</section>
-{_answers_section(explanation)}
 <script type="application/json" id="explanation-data">{data}</script>
 <script>{SCRIPT}</script>
 </body></html>
