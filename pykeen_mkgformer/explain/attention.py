@@ -27,9 +27,9 @@ import numpy as np
 import torch
 
 from ..encoder import HybridOutput, HybridTransformer
-from .explanation import FusedLayer
+from .explanation import FusedLayer, ImageSlot, image_slots
 
-__all__ = ["fused_layers", "to_uint8_pixels"]
+__all__ = ["fused_layers", "query_images", "to_uint8_pixels"]
 
 
 def fused_layers(output: HybridOutput, encoder: HybridTransformer, *, item: int = 0) -> list[FusedLayer]:
@@ -87,3 +87,24 @@ def to_uint8_pixels(pixel_values: torch.Tensor, processor) -> np.ndarray:
     if getattr(processor, "do_rescale", True):
         x = x / float(processor.rescale_factor)
     return x.round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+
+
+def query_images(
+    groups, patch_size: int, output: HybridOutput, pixel_values, image_mask, processor, *, item: int = 0
+) -> list[ImageSlot]:
+    """Every image slot of one item of a batch, with the pixels the model read (see :func:`image_slots`).
+
+    :param groups: the ``(count, side)`` groups the pixel tensors follow
+    :param patch_size: the vision tower's patch size
+    :param output: the encoder's output (its ``vision_mask`` gives the number of visual tokens)
+    :param pixel_values: one ``(batch, count, 3, side, side)`` tensor per group, normalised
+    :param image_mask: one boolean ``(batch, count)`` tensor per group
+    :param processor: the image processor that normalised the pixels
+    """
+    present = torch.cat([mask[item] for mask in image_mask]).tolist()
+    slots = image_slots(groups, patch_size, output.vision_mask.shape[1], present)
+    flat = [pixels[item, j] for pixels in pixel_values for j in range(pixels.shape[1])]
+    for slot, pixels in zip(slots, flat):
+        if slot.present:
+            slot.pixels = to_uint8_pixels(pixels, processor)
+    return slots

@@ -1,8 +1,8 @@
 """The CAF heatmaps as a static PNG (for papers), drawn with Pillow.
 
 One row per (fused layer, token), one column per real image of the query, each image with the
-token's relative patch weights laid over it in the page's colours (:mod:`.colors`); the weight
-the row puts on each image (and on its class token) is written under it.
+token's patch weights laid over it in the page's colours (:mod:`.colors`, relative to the row's
+largest patch weight); under it the total weight of the image's patches and of its class token.
 """
 
 from __future__ import annotations
@@ -63,13 +63,15 @@ def render_png(explanation: Explanation, tokens: Sequence[int] | None = None):
     title_font, font, small = _font(16), _font(13), _font(11)
     caption = 34
     row_height = CELL + caption + PAD
+    title = f"MKGformer CAF weights: {explanation.query}".replace("⁻¹", "^-1")
     width = LABEL_WIDTH + sum(columns) + PAD * (len(columns) + 1)
+    width = max(width, LABEL_WIDTH + 200 + 3 * PAD, round(ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength(title, font=title_font)) + 2 * PAD)
     header = 40
     legend = 40
     height = header + row_height * len(layers) * len(tokens) + legend
     canvas = Image.new("RGB", (width, height), (255, 255, 255))
     draw = ImageDraw.Draw(canvas)
-    draw.text((PAD, PAD), f"MKGformer CAF weights: {explanation.query}".replace("⁻¹", "^-1"), fill=(20, 20, 20), font=title_font)
+    draw.text((PAD, PAD), title, fill=(20, 20, 20), font=title_font)
     y = header
     for k, layer in layers:
         for token in tokens:
@@ -77,7 +79,7 @@ def render_png(explanation: Explanation, tokens: Sequence[int] | None = None):
             top = max(float(layer.heatmap(token, slot).max()) for slot in present)
             name = explanation.tokens[token].text.replace("⁻¹", "^-1")  # the default font has no superscripts
             name = name if len(name) <= 26 else name[:25] + "…"
-            draw.text((PAD, y + CELL // 2 - 18), f"fused layer {k + 1}", fill=(100, 100, 110), font=font)
+            draw.text((PAD, y + CELL // 2 - 18), f"fused layer {k + 1}, token", fill=(100, 100, 110), font=font)
             draw.text((PAD, y + CELL // 2), name, fill=(20, 20, 20), font=font)
             x = LABEL_WIDTH
             for slot, size, column in zip(present, sizes, columns):
@@ -85,8 +87,7 @@ def render_png(explanation: Explanation, tokens: Sequence[int] | None = None):
                 relative = weights / top if top > 0 else np.zeros_like(weights)
                 canvas.paste(Image.fromarray(overlay(slot.pixels, relative, size)), (x, y + CELL - size))
                 draw.rectangle([x - 1, y + CELL - size - 1, x + size, y + CELL], outline=(200, 200, 205))
-                mass = float(weights.sum()) + (layer.class_weight(token, slot) or 0.0)
-                draw.text((x, y + CELL + 4), f"image {slot.index + 1}: {mass:.3f}", fill=(80, 80, 90), font=small)
+                draw.text((x, y + CELL + 4), f"image {slot.index + 1}: patches {float(weights.sum()):.3f}", fill=(80, 80, 90), font=small)
                 if slot.has_class_token:
                     draw.text((x, y + CELL + 18), f"class token {float(row[slot.token_start]):.3f}", fill=(80, 80, 90), font=small)
                 x += column + PAD
@@ -95,7 +96,7 @@ def render_png(explanation: Explanation, tokens: Sequence[int] | None = None):
     bar_x, bar_y = LABEL_WIDTH, y + 8
     for i in range(200):
         draw.line([(bar_x + i, bar_y), (bar_x + i, bar_y + 10)], fill=color(i / 199))
-    draw.text((PAD, bar_y - 2), "weight / largest in row", fill=(80, 80, 90), font=small)
+    draw.text((PAD, bar_y - 2), "patch weight / row max", fill=(80, 80, 90), font=small)
     draw.text((bar_x - 10, bar_y + 12), "0", fill=(80, 80, 90), font=small)
     draw.text((bar_x + 196, bar_y + 12), "1", fill=(80, 80, 90), font=small)
     return canvas

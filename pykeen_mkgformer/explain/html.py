@@ -104,7 +104,6 @@ SCRIPT = """
           mass += w;
         });
         const cls = img.has_class_token ? row[img.token_start] : null;
-        if (cls !== null) { mass += cls; }
         figure.querySelector(".mass").textContent = fmt(mass);
         const clsNode = figure.querySelector(".cls");
         if (clsNode) { clsNode.textContent = fmt(cls); }
@@ -164,7 +163,7 @@ def _heatmap(layer: FusedLayer, slot: ImageSlot, token: int, top: float, largest
             f'<div class="cell" data-cell="{c}" title="patch ({c // slot.grid}, {c % slot.grid}): {w:.4f}" '
             f'style="background-color: rgba({r},{g},{b},{MAX_OPACITY * v:.3f})"></div>'
         )
-    mass = float(weights.sum()) + (layer.class_weight(token, slot) or 0.0)
+    mass = float(weights.sum())
     cls = (
         f' · class token <span class="cls">{layer.class_weight(token, slot):.4f}</span>' if slot.has_class_token else ""
     )
@@ -175,7 +174,7 @@ def _heatmap(layer: FusedLayer, slot: ImageSlot, token: int, top: float, largest
         f'<div class="grid" style="grid-template-columns:repeat({slot.grid},1fr);grid-template-rows:repeat({slot.grid},1fr)">'
         + "".join(cells)
         + f"</div></div><figcaption>image {slot.index + 1} ({slot.side} px, {slot.grid}×{slot.grid} patches): "
-        f'weight <span class="mass">{mass:.4f}</span>{cls}</figcaption></figure>'
+        f'patches <span class="mass">{mass:.4f}</span>{cls}</figcaption></figure>'
     )
 
 

@@ -24,8 +24,8 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from .attention import fused_layers, to_uint8_pixels
-from .explanation import Answer, Explanation, QueryToken, image_slots
+from .attention import fused_layers, query_images, to_uint8_pixels
+from .explanation import Answer, Explanation, QueryToken
 
 __all__ = ["explain_link_prediction", "resolve_entity", "resolve_relation", "recover_tokenizer"]
 
@@ -257,15 +257,14 @@ def explain_link_prediction(
     if model.images is None:
         notes.append(f"This model reads no images (text-only); {known_display} is explained by its text alone.")
     else:
-        present = torch.cat([mask[0] for mask in image_mask]).tolist()
-        images = image_slots(model.images.layout.groups, encoder.vision_config.patch_size, output.vision_mask.shape[1], present)
+        images = query_images(
+            model.images.layout.groups, encoder.vision_config.patch_size, output, pixel_values, image_mask, model.images.processor
+        )
         sources = iter(_slot_sources(model, factory, known_entity))
-        flat = [pixels[0, j] for pixels in pixel_values for j in range(pixels.shape[1])]
-        for slot, pixels in zip(images, flat):
+        for slot in images:
             if slot.present:
-                slot.pixels = to_uint8_pixels(pixels, model.images.processor)
                 slot.source = next(sources, None)
-        if not any(present):
+        if not any(slot.present for slot in images):
             notes.append(
                 f"{known_display} has no images: the model read this query as text only, so there are no CAF "
                 "heatmaps and no PGI attention to show."
@@ -277,8 +276,9 @@ def explain_link_prediction(
     order = torch.argsort(scores, descending=True, stable=True)[:top].tolist()
     answer_of = _known_answers(known_triples, known_entity, relation_id, side)
     first_images = _first_images(model, order)
-    answers = [
-        Answer(
+
+    def answer(entity: int, position: int, image: np.ndarray | None) -> Answer:
+        return Answer(
             position=position,
             label=factory.entity_id_to_label[entity],
             score=float(scores[entity]),
@@ -288,23 +288,11 @@ def explain_link_prediction(
             known_in=tuple(split for split, entities in answer_of.items() if entity in entities),
             image=image,
         )
-        for position, (entity, image) in enumerate(zip(order, first_images), start=1)
-    ]
+
+    answers = [answer(entity, position, image) for position, (entity, image) in enumerate(zip(order, first_images), start=1)]
     if target is not None and target not in order:
         # the true answer below the top k: listed after a gap, at its unfiltered position
-        position = int((scores > scores[target]).sum()) + 1
-        answers.append(
-            Answer(
-                position=position,
-                label=factory.entity_id_to_label[target],
-                score=float(scores[target]),
-                name=factory.entity_names[target],
-                description=factory.entity_descriptions[target],
-                is_target=True,
-                known_in=tuple(split for split, entities in answer_of.items() if target in entities),
-                image=_first_images(model, [target])[0],
-            )
-        )
+        answers.append(answer(target, int((scores > scores[target]).sum()) + 1, _first_images(model, [target])[0]))
     target_rank = target_score = None
     if target is not None:
         triple = (known_entity, relation_id, target) if side == "tail" else (target, relation_id, known_entity)

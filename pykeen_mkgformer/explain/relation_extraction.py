@@ -17,8 +17,8 @@ from typing import Any
 
 import torch
 
-from .attention import fused_layers, to_uint8_pixels
-from .explanation import Answer, Explanation, QueryToken, image_slots
+from .attention import fused_layers, query_images
+from .explanation import Answer, Explanation, QueryToken
 
 __all__ = ["SavedRelationModel", "load_relation_model", "explain_relation_extraction"]
 
@@ -184,14 +184,10 @@ def explain_relation_extraction(
             "sentence as text only, so there are no CAF heatmaps and no PGI attention to show."
         )
     else:
-        side = pixel_values[0].shape[-1]
-        groups = [(pixels.shape[1], side) for pixels in pixel_values]
-        present = torch.cat([mask[0] for mask in image_mask]).tolist()
-        slots = image_slots(groups, encoder.vision_config.patch_size, output.vision_mask.shape[1], present)
-        flat = [pixels[0, j] for pixels in pixel_values for j in range(pixels.shape[1])]
-        for slot, pixels in zip(slots, flat):
+        groups = [(pixels.shape[1], pixels.shape[-1]) for pixels in pixel_values]  # main image, then crops
+        slots = query_images(groups, encoder.vision_config.patch_size, output, pixel_values, image_mask, processor)
+        for slot in slots:
             if slot.present:
-                slot.pixels = to_uint8_pixels(pixels, processor)
                 slot.source = item.image if slot.group == 0 else f"object crop {slot.position + 1} of {item.image}"
     layers = fused_layers(output, encoder)
 
