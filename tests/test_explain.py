@@ -233,6 +233,9 @@ def test_tokens_are_the_model_input(explanation, run):
     # the word pieces are real words of the relation text and the entity text, not ids
     words = {tok.text for tok in explanation.tokens if tok.kind == "text"}
     assert {"object", "number"} <= words
+    # the dataclass as JSON, for notebooks and other tools
+    data = json.loads(json.dumps(explanation.to_dict()))
+    assert data["tokens"][0]["text"] == "[CLS]" and len(data["layers"][0]["caf"]) == len(explanation.tokens)
 
 
 def test_an_imageless_entity_gives_a_page_that_says_so(run, trained):
