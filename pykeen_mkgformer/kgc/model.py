@@ -100,6 +100,8 @@ class MKGformer(Model):
         fusion_layers: int = 3,
         use_pgi: bool = True,
         use_caf: bool = True,
+        fusion_variant: str = "paper",
+        fusion_kwargs: Mapping[str, Any] | None = None,
         dropout: float | None = None,
         max_images: int | None = None,
         image_layout: Any = None,
@@ -129,6 +131,10 @@ class MKGformer(Model):
         :param fusion_layers: M, the number of last layers fused (the paper: 3; the official code: 4)
         :param use_pgi: prefix-guided interaction (text prefix in vision attention)
         :param use_caf: correlation-aware fusion (visual states in the text FFN)
+        :param fusion_variant: ``"paper"`` (the equations as written) or ``"official"`` (exactly what the
+            official code computes); see :class:`~pykeen_mkgformer.encoder.HybridConfig`
+        :param fusion_kwargs: individual fusion switches of :class:`~pykeen_mkgformer.encoder.HybridConfig`
+            that override the variant's (e.g. ``{"mask_text_padding": True}``)
         :param dropout: if given, the dropout of both towers (hidden and attention) and of the fusion
         :param max_images: images per entity, all at the vision tower's image size (0: text only); ignored
             when ``image_layout`` is given
@@ -169,6 +175,8 @@ class MKGformer(Model):
             fusion_layers=fusion_layers,
             use_pgi=use_pgi,
             use_caf=use_caf,
+            fusion_variant=fusion_variant,
+            fusion_kwargs=dict(fusion_kwargs or {}),
             dropout=dropout,
         )
         tokenizer = build_tokenizer(
@@ -238,7 +246,9 @@ class MKGformer(Model):
             fusion_layers=spec["fusion_layers"],
             use_pgi=spec["use_pgi"],
             use_caf=spec["use_caf"],
-            fusion_dropout=spec["dropout"] if spec["dropout"] is not None else 0.1,
+            fusion_dropout=spec["dropout"],  # None: the variant's (paper 0.1, official 0)
+            fusion_variant=spec["fusion_variant"],
+            **spec["fusion_kwargs"],
         )
         encoder = HybridTransformer(config, text_model=text_model, vision_model=vision_model)
         # new rows get the tower's ordinary random init; the entity/relation rows are then set from their texts
