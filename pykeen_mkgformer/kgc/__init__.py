@@ -5,6 +5,9 @@
 - :mod:`.representation`: entity token embeddings, entity images
 - :mod:`.inputs`: tokenizer, pre-tokenised texts, vectorised query assembly
 - :class:`EntityModeling` (:mod:`.entity_modeling`): stage 1
+- :class:`KGCRecipe` (:mod:`.recipe`): the plugin's or the official code's inputs, initialisation and stage 1
+- :class:`SmoothedSoftmaxCrossEntropyLoss` (:mod:`.losses`) and the training callbacks of :mod:`.training`
+  (``linearwarmup``, ``decoupledweightdecay``): the official recipe's loss, schedule and AdamW groups
 
 Names are imported on first access (PEP 562), so that PyKEEN can register :class:`MKGformer`
 while it builds its model resolver without importing transformers' models.
@@ -19,6 +22,10 @@ __all__ = [
     "MKGformer",
     "MKGformerInteraction",
     "EntityModeling",
+    "KGCRecipe",
+    "SmoothedSoftmaxCrossEntropyLoss",
+    "LinearWarmupTrainingCallback",
+    "DecoupledWeightDecayTrainingCallback",
     "EntityImages",
     "EntityTokenRepresentation",
     "QueryAssembler",
@@ -33,6 +40,10 @@ _WHERE = {
     "MKGformer": ".model",
     "MKGformerInteraction": ".interaction",
     "EntityModeling": ".entity_modeling",
+    "KGCRecipe": ".recipe",
+    "SmoothedSoftmaxCrossEntropyLoss": ".losses",
+    "LinearWarmupTrainingCallback": ".training",
+    "DecoupledWeightDecayTrainingCallback": ".training",
     "EntityImages": ".representation",
     "EntityTokenRepresentation": ".representation",
     "QueryAssembler": ".inputs",

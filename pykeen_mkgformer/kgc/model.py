@@ -102,6 +102,7 @@ class MKGformer(Model):
         use_caf: bool = True,
         fusion_variant: str = "paper",
         fusion_kwargs: Mapping[str, Any] | None = None,
+        recipe: Any = None,
         dropout: float | None = None,
         max_images: int | None = None,
         image_layout: Any = None,
@@ -135,6 +136,9 @@ class MKGformer(Model):
             official code computes); see :class:`~pykeen_mkgformer.encoder.HybridConfig`
         :param fusion_kwargs: individual fusion switches of :class:`~pykeen_mkgformer.encoder.HybridConfig`
             that override the variant's (e.g. ``{"mask_text_padding": True}``)
+        :param recipe: ``"plugin"`` (default), ``"official"`` or a dict of
+            :class:`~pykeen_mkgformer.kgc.recipe.KGCRecipe` fields: query strings, token and MLM-transform
+            initialisation, stage-1 loss / rows / AdamW / warm-up as the official code or as this plugin
         :param dropout: if given, the dropout of both towers (hidden and attention) and of the fusion
         :param max_images: images per entity, all at the vision tower's image size (0: text only); ignored
             when ``image_layout`` is given
@@ -156,7 +160,11 @@ class MKGformer(Model):
         """
         from .inputs import QueryAssembler, build_tokenizer
 
+        from . import training as _training  # noqa: F401  (registers the recipe's training callbacks)
+        from .recipe import resolve_recipe
+
         _check_multimodal(triples_factory)
+        self.recipe = resolve_recipe(recipe)
         super().__init__(triples_factory=triples_factory, loss=loss, loss_kwargs=loss_kwargs, **kwargs)
         if description not in ("name", "description"):
             raise ValueError(f"description must be 'name' or 'description', got {description!r}.")
@@ -186,7 +194,11 @@ class MKGformer(Model):
             vocab_size=tokenizer_vocab_size,
         )
         self.queries = QueryAssembler(
-            tokenizer, entity_texts=entity_texts, relation_texts=relation_texts, max_seq_length=max_seq_length
+            tokenizer,
+            entity_texts=entity_texts,
+            relation_texts=relation_texts,
+            max_seq_length=max_seq_length,
+            query_format=self.recipe.query_format,
         )
         self.interaction = self._build_interaction()
         max_positions = getattr(self.interaction.encoder.text_config, "max_position_embeddings", None)
@@ -215,6 +227,10 @@ class MKGformer(Model):
             batch_size=entity_modeling_batch_size,
             lr=entity_modeling_lr,
             progress=progress,
+            rows=self.recipe.entity_modeling_rows,
+            smoothing=self.recipe.entity_modeling_smoothing,
+            weight_decay=self.recipe.entity_modeling_weight_decay,
+            warmup_ratio=self.recipe.entity_modeling_warmup_ratio,
         )
         self.register_buffer("entity_modeling_done", torch.zeros((), dtype=torch.bool))
         self._initial_versions = self._parameter_versions()
@@ -255,20 +271,22 @@ class MKGformer(Model):
         encoder.text_model.resize_token_embeddings(self.queries.vocab_size, mean_resizing=False)
         word_embeddings = encoder.get_input_embeddings()
         queries = self.queries
-        initialize_token_rows_from_text(
-            word_embeddings,
-            rows=torch.arange(queries.num_entities) + queries.entity_token_offset,
-            text_ids=queries.entity_text_ids.cpu(),
-            text_lengths=queries.entity_text_lengths.cpu(),
-        )
-        initialize_token_rows_from_text(
-            word_embeddings,
-            rows=torch.arange(queries.num_directed_relations) + queries.relation_token_offset,
-            text_ids=queries.relation_text_ids.cpu(),
-            text_lengths=queries.relation_text_lengths.cpu(),
-        )
+        text_mean = self.recipe.token_init == "text_mean"  # else: the resize's N(0, initializer_range) rows
+        if text_mean:
+            initialize_token_rows_from_text(
+                word_embeddings,
+                rows=torch.arange(queries.num_entities) + queries.entity_token_offset,
+                text_ids=queries.entity_text_ids.cpu(),
+                text_lengths=queries.entity_text_lengths.cpu(),
+            )
+            initialize_token_rows_from_text(
+                word_embeddings,
+                rows=torch.arange(queries.num_directed_relations) + queries.relation_token_offset,
+                text_ids=queries.relation_text_ids.cpu(),
+                text_lengths=queries.relation_text_lengths.cpu(),
+            )
         transform = BertPredictionHeadTransform(encoder.text_config)
-        if text_model is not None:
+        if text_model is not None and self.recipe.mlm_transform == "pretrained":
             state = _pretrained_mlm_transform(spec["text_encoder"])
             if state is not None:
                 transform.load_state_dict(state)
@@ -559,6 +577,10 @@ def _build_images(
         image_paths, processor=image_processor_for(source), layout=layout, cache_dir=cache_dir, progress=progress
     )
 
+
+# the official recipe's loss, registered with PyKEEN's loss resolver for experiment files (the training
+# callbacks register when a model is built: importing pykeen.training here would be circular)
+from . import losses as _losses  # noqa: E402,F401
 
 # when this module is what imported pykeen.models, the resolver hook could not register the class yet
 from ..registration import ensure_registered  # noqa: E402
