@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from .explain.cli import explain_command
+from .kgc.cli import predict_command
 from .ner.train import NamedEntityRecognition
 from .re.train import RelationExtraction
 from .tasks.cli import task_command
@@ -21,6 +22,7 @@ def main() -> None:
 
 
 main.add_command(explain_command)
+main.add_command(predict_command)
 task_command(
     main,
     RelationExtraction,

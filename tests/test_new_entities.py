@@ -168,3 +168,62 @@ def test_errors_name_the_offending_entities_and_change_nothing(saved):
         model.add_entities(["x", "y"], ["a", "b"], [["p.png"]])
     assert model.num_entities == count == model.label_factory.num_entities
     assert model.interaction.encoder.get_input_embeddings().num_embeddings == vocabulary
+
+
+# ---------------------------------------------------------------------- the predict command
+def test_predict_command_on_a_pipeline_folder_with_new_entities(saved, shapes, tmp_path):
+    import json
+    import shutil
+
+    from click.testing import CliRunner
+
+    from pykeen_mkgformer.cli import main
+
+    runner = CliRunner()
+    plain = runner.invoke(main, ["predict", "--model", str(saved), "--head", "object_001", "--relation",
+                                 "same colour as", "--top", "3", "--json"])
+    assert plain.exit_code == 0, plain.output
+    answer = json.loads(plain.output)
+    assert answer["query"] == ["object_001", "same_colour_as", "?"] and answer["side"] == "tail"
+    assert [p["rank"] for p in answer["predictions"]] == [1, 2, 3]
+    scores = [p["score"] for p in answer["predictions"]]
+    assert scores == sorted(scores, reverse=True) and not any(p["new"] for p in answer["predictions"])
+    # the same ranking as the model's own scores
+    model = load(saved)
+    with torch.no_grad():
+        relation = model.label_factory.relation_to_id["same_colour_as"]
+        best = model.predict_t(torch.tensor([[1, relation]]))[0].topk(3).indices.tolist()
+    assert [p["id"] for p in answer["predictions"]] == best
+
+    shutil.copy(shapes.training.entity_images[5][0], tmp_path / "picture.png")
+    entities = tmp_path / "new.jsonl"
+    entities.write_text(
+        json.dumps({"label": "new_a", "description": "object number 99", "images": ["picture.png"]}) + "\n"
+        + json.dumps({"label": "new_b", "description": "a red circle", "images": ["gone.png"], "name": "red circle"}) + "\n"
+    )
+    extended_dir = tmp_path / "extended"
+    added = runner.invoke(main, ["predict", "--model", str(saved), "--add-entities", str(entities), "--save",
+                                 str(extended_dir), "--head", "new_a", "--relation", "same_shape_as", "--top", "30",
+                                 "--json", "--entity-modeling-epochs", "1"])
+    assert added.exit_code == 0, added.output
+    assert "gone.png" in added.stderr and "added 2 entities" in added.stderr
+    answer = json.loads(added.stdout)
+    assert answer["added"] == {"new_a": 24, "new_b": 25} and answer["query"][0] == "new_a"
+    assert {p["label"] for p in answer["predictions"] if p["new"]} == {"new_a", "new_b"}
+
+    # the saved folder: the new entities by label or by name, as query and as answer
+    again = runner.invoke(main, ["predict", "--model", str(extended_dir), "--tail", "red circle", "--relation",
+                                 "same_colour_as", "--json"])
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.output)["query"] == ["?", "same_colour_as", "new_b"]
+    rank = runner.invoke(main, ["predict", "--model", str(extended_dir), "--head", "object_002", "--relation",
+                                "larger_than", "--tail", "new_a"])
+    assert rank.exit_code == 0 and "new_a: rank" in rank.output, rank.output
+
+    # errors: an unknown label (with suggestions), a label that exists
+    unknown = runner.invoke(main, ["predict", "--model", str(saved), "--head", "object_0001", "--relation", "larger_than"])
+    assert unknown.exit_code != 0 and "Unknown entity 'object_0001'" in unknown.output
+    entities.write_text(json.dumps({"label": "object_003", "description": "again"}) + "\n")
+    exists = runner.invoke(main, ["predict", "--model", str(saved), "--add-entities", str(entities), "--head",
+                                  "object_003", "--relation", "larger_than"])
+    assert exists.exit_code != 0 and "already exist" in exists.output and "object_003" in exists.output

@@ -68,11 +68,11 @@ class EntityModeling:
         word_embeddings = model.interaction.encoder.get_input_embeddings()
         weight = word_embeddings.weight
         new_rows = torch.zeros(weight.shape[0], 1, dtype=weight.dtype, device=weight.device)
-        if entities is None:
+        subset = None if entities is None else torch.as_tensor(entities, dtype=torch.long).view(-1).cpu()
+        if subset is None:
             new_rows[model.queries.entity_token_offset :] = 1.0
         else:
-            entities = torch.as_tensor(entities, dtype=torch.long).view(-1).cpu()
-            new_rows[entities.to(weight.device) + model.queries.entity_token_offset] = 1.0
+            new_rows[subset.to(weight.device) + model.queries.entity_token_offset] = 1.0
         trainable = {id(weight)}
         previous = {name: p.requires_grad for name, p in model.named_parameters()}
         for p in model.parameters():
@@ -83,14 +83,14 @@ class EntityModeling:
         model.train()
         losses: list[float] = []
         device = weight.device
-        num_entities = model.num_entities if entities is None else entities.shape[0]
+        num_entities = model.num_entities if subset is None else subset.shape[0]
         try:
             epochs = tqdm(
                 range(self.epochs), desc="Entity modeling (stage 1)", unit="epoch", disable=not self.progress
             )
             for _ in epochs:
                 order = torch.randperm(num_entities)
-                order = (order if entities is None else entities[order]).to(device)
+                order = (order if subset is None else subset[order]).to(device)
                 total, count = 0.0, 0
                 for start in range(0, num_entities, self.batch_size):
                     entities = order[start : start + self.batch_size]

@@ -185,6 +185,7 @@ def add_entities(
     entity_modeling_lr: float | None = None,
     tokenizer: Any = None,
     triples_factory: MultimodalTriplesFactory | None = None,
+    initialization: str = "text",
 ) -> dict[str, int]:
     """Add entities to a (trained) model; see the module docstring. Returns label -> new id.
 
@@ -198,6 +199,8 @@ def add_entities(
     :param entity_modeling_batch_size: its batch size (default: the model's stage-1 setting)
     :param entity_modeling_lr: its learning rate (default: the model's stage-1 setting)
     :param tokenizer: the model's tokenizer, only needed for models saved without one
+    :param initialization: ``"text"`` (the mean word embedding of the text, as at construction) or
+        ``"random"`` (the text tower's random init only: a baseline)
     :param triples_factory: the model's training factory, only needed for models saved without
         :attr:`~pykeen_mkgformer.kgc.MKGformer.label_factory` (older versions)
     :raises NewEntityError: for a label that exists or repeats, a missing description, mismatched lists;
@@ -218,6 +221,8 @@ def add_entities(
             mapped_triples=torch.empty((0, 3), dtype=torch.long)
         )
     labels, descriptions, images, names = _validate(factory.entity_to_id, labels, descriptions, images, names)
+    if initialization not in ("text", "random"):
+        raise NewEntityError(f"initialization must be 'text' or 'random', got {initialization!r}.")
     tokenizer = _tokenizer(model, tokenizer)
     texts = names if getattr(model, "description_mode", "description") == "name" else descriptions
     old_count, count = model.num_entities, len(labels)
@@ -237,12 +242,13 @@ def add_entities(
     embedding.weight = nn.Parameter(weight, requires_grad=old.requires_grad)
     embedding.num_embeddings = weight.shape[0]
     encoder.text_config.vocab_size = weight.shape[0]
-    initialize_token_rows_from_text(
-        embedding,
-        rows=new_ids + queries.entity_token_offset,
-        text_ids=queries.entity_text_ids[old_count:].cpu(),
-        text_lengths=queries.entity_text_lengths[old_count:].cpu(),
-    )
+    if initialization == "text":
+        initialize_token_rows_from_text(
+            embedding,
+            rows=new_ids + queries.entity_token_offset,
+            text_ids=queries.entity_text_ids[old_count:].cpu(),
+            text_lengths=queries.entity_text_lengths[old_count:].cpu(),
+        )
     representation = model.entity_representation
     bias = representation.bias
     representation.bias = nn.Parameter(
@@ -262,6 +268,7 @@ def add_entities(
     elif any(images):
         warnings.warn("The model was built without images (text-only): the new entities' images are not used.", stacklevel=3)
     model.num_entities += count
+    model.num_added_entities = getattr(model, "num_added_entities", 0) + count
     model.label_factory = extend_triples_factory(factory, labels, descriptions, images, names=names)
 
     if entity_modeling_epochs:

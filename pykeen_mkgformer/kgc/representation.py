@@ -125,6 +125,8 @@ class EntityImages:
         self.progress = progress
         #: images of entities added after construction (:meth:`extend`), one list per call, in id order
         self.extra_image_paths: list[list[tuple[str, ...]]] = []
+        #: their unusable files, ``(path, reason)``, per call
+        self.extra_skipped: list[list[tuple[str, str]]] = []
         self._cache = None
         self._extra_caches: list[Any] | None = None
         self._open()
@@ -177,17 +179,27 @@ class EntityImages:
         The new entities get their own pixel cache (same processor, layout and cache folder), so the
         existing cache stays untouched and valid.
         """
+        from ..data.decoding import file_digest
+
         self._open()
         paths = [tuple(str(p) for p in item) for item in image_paths]
         cache = self._new_cache(paths)
         self.extra_image_paths.append(paths)
         self._extra_caches.append(cache)
-        return list(cache.skipped)
+        # the cache records the names of its first build (entries are keyed by content): name this call's files
+        used = list(dict.fromkeys(p for item in paths for p in item[: self.layout.max_images]))
+        unusable = {p: digest.split(":", 1)[1] for p in used if (digest := file_digest(p)).startswith("unusable:")}
+        recorded = dict(cache.skipped)
+        skipped = [(p, unusable.get(p) or recorded[p]) for p in used if p in unusable or p in recorded]
+        if len(skipped) < len(cache.skipped):
+            logger.warning("%d more images were skipped (see EntityImages.skipped)", len(cache.skipped) - len(skipped))
+        self.extra_skipped.append(skipped)
+        return skipped
 
     @property
     def skipped(self) -> list[tuple[str, str]]:
         """Image files that could not be used, ``(path, reason)``, over all caches."""
-        return [entry for _, cache in self._parts() for entry in cache.skipped]
+        return [*self.cache.skipped, *(entry for entries in self.extra_skipped for entry in entries)]
 
     def num_images(self, entity: int) -> int:
         """How many images an entity has (after capping to the layout and skipping bad files)."""
@@ -234,4 +246,5 @@ class EntityImages:
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
+        # models saved before entities could be added have no extensions
+        self.__dict__.update({"extra_image_paths": [], "extra_skipped": [], "_extra_caches": None, **state})
