@@ -56,10 +56,12 @@ class InductiveSplit:
         )
 
     def dataset(self) -> Any:
-        """The seen part as a PyKEEN dataset (for :func:`pykeen.pipeline.pipeline`)."""
+        """The seen part as a PyKEEN dataset (for :func:`pykeen.pipeline.pipeline`); when no testing triple
+        is left (ShapesKG: they all had a held-out head), the validation triples are the testing split."""
         from pykeen.datasets.base import EagerDataset
 
-        return EagerDataset(training=self.training, validation=self.validation, testing=self.testing)
+        testing = self.testing if self.testing.num_triples else self.validation
+        return EagerDataset(training=self.training, validation=self.validation, testing=testing)
 
     def __repr__(self) -> str:  # noqa: D105
         return (
