@@ -220,6 +220,12 @@ def test_predict_command_on_a_pipeline_folder_with_new_entities(saved, shapes, t
                                 "larger_than", "--tail", "new_a"])
     assert rank.exit_code == 0 and "new_a: rank" in rank.output, rank.output
 
+    # explain reads the saved extended folder too: a new entity's own query page
+    page = runner.invoke(main, ["explain", "--model", str(extended_dir), "--head", "new_a", "--relation",
+                                "same_shape_as", "--output", str(tmp_path / "new_a.html")])
+    assert page.exit_code == 0, page.output
+    assert "new_a" in (tmp_path / "new_a.html").read_text()
+
     # errors: an unknown label (with suggestions), a label that exists
     unknown = runner.invoke(main, ["predict", "--model", str(saved), "--head", "object_0001", "--relation", "larger_than"])
     assert unknown.exit_code != 0 and "Unknown entity 'object_0001'" in unknown.output
