@@ -233,3 +233,19 @@ def test_predict_command_on_a_pipeline_folder_with_new_entities(saved, shapes, t
     exists = runner.invoke(main, ["predict", "--model", str(saved), "--add-entities", str(entities), "--head",
                                   "object_003", "--relation", "larger_than"])
     assert exists.exit_code != 0 and "already exist" in exists.output and "object_003" in exists.output
+
+
+def test_new_entity_files_name_the_bad_line(tmp_path):
+    from pykeen_mkgformer.kgc.new_entities import read_new_entities
+
+    path = tmp_path / "new.jsonl"
+    path.write_text('{"label": "a", "description": "first", "images": "a.png"}\n\n{"label": 3}\n')
+    with pytest.raises(NewEntityError, match=r"new.jsonl:3: expected an object with a 'label'"):
+        read_new_entities(path)
+    path.write_text('{"label": "a", "description": "first", "images": "a.png"}\nnot json\n')
+    with pytest.raises(NewEntityError, match=r"new.jsonl:2: not valid JSON"):
+        read_new_entities(path)
+    path.write_text('{"label": "a", "description": "first", "images": "a.png"}\n')
+    assert read_new_entities(path) == dict(
+        labels=["a"], descriptions=["first"], images=[(str(tmp_path / "a.png"),)], names=["a"]
+    )
