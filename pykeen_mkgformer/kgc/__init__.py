@@ -8,6 +8,9 @@
 - :class:`KGCRecipe` (:mod:`.recipe`): the plugin's or the official code's inputs, initialisation and stage 1
 - :class:`SmoothedSoftmaxCrossEntropyLoss` (:mod:`.losses`) and the training callbacks of :mod:`.training`
   (``linearwarmup``, ``decoupledweightdecay``): the official recipe's loss, schedule and AdamW groups
+- :mod:`.new_entities`: :func:`add_entities` (new entities after training), :func:`extend_triples_factory`
+- :mod:`.prediction`: ``pykeen-mkgformer predict`` (:func:`predict`, :func:`load_model`)
+- :mod:`.inductive`: :func:`evaluate_new_entities` (held-out entities, PyKEEN's filtered evaluator)
 
 Names are imported on first access (PEP 562), so that PyKEEN can register :class:`MKGformer`
 while it builds its model resolver without importing transformers' models.
@@ -34,6 +37,12 @@ __all__ = [
     "tiny_text_encoder",
     "tiny_vision_encoder",
     "tiny_model_kwargs",
+    "NewEntityError",
+    "add_entities",
+    "extend_triples_factory",
+    "read_new_entities",
+    "predict",
+    "load_model",
 ]
 
 _WHERE = {
@@ -52,6 +61,12 @@ _WHERE = {
     "tiny_text_encoder": ".presets",
     "tiny_vision_encoder": ".presets",
     "tiny_model_kwargs": ".presets",
+    "NewEntityError": ".new_entities",
+    "add_entities": ".new_entities",
+    "extend_triples_factory": ".new_entities",
+    "read_new_entities": ".new_entities",
+    "predict": ".prediction",
+    "load_model": ".prediction",
 }
 
 

@@ -74,14 +74,23 @@ class EntityModeling:
                 f"batch_size={self.batch_size}, lr={self.lr}."
             )
 
-    def run(self, model: MKGformer) -> list[float]:
-        """Train the new token embeddings of ``model`` on entity modeling; return the mean loss per epoch."""
+    def run(self, model: MKGformer, entities: torch.LongTensor | None = None) -> list[float]:
+        """Train the new token embeddings of ``model`` on entity modeling; return the mean loss per epoch.
+
+        :param model: the model
+        :param entities: only these entities' queries are trained, and only their token rows move
+            (e.g. entities added after training); default: every entity, and all entity and relation rows
+        """
         if self.epochs == 0:
             return []
         word_embeddings = model.interaction.encoder.get_input_embeddings()
         weight = word_embeddings.weight
         new_rows = torch.zeros(weight.shape[0], 1, dtype=weight.dtype, device=weight.device)
-        new_rows[model.queries.entity_token_offset :] = 1.0
+        subset = None if entities is None else torch.as_tensor(entities, dtype=torch.long).view(-1).cpu()
+        if subset is None:
+            new_rows[model.queries.entity_token_offset :] = 1.0
+        else:
+            new_rows[subset.to(weight.device) + model.queries.entity_token_offset] = 1.0
         trainable = {id(weight)}
         previous = {name: p.requires_grad for name, p in model.named_parameters()}
         for p in model.parameters():
@@ -107,13 +116,14 @@ class EntityModeling:
         model.train()
         losses: list[float] = []
         device = weight.device
-        num_entities = model.num_entities
+        num_entities = model.num_entities if subset is None else subset.shape[0]
         try:
             epochs = tqdm(
                 range(self.epochs), desc="Entity modeling (stage 1)", unit="epoch", disable=not self.progress
             )
             for _ in epochs:
-                order = torch.randperm(num_entities).to(device)
+                order = torch.randperm(num_entities)
+                order = (order if subset is None else subset[order]).to(device)
                 total, count = 0.0, 0
                 for start in range(0, num_entities, self.batch_size):
                     entities = order[start : start + self.batch_size]

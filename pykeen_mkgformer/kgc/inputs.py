@@ -250,6 +250,22 @@ class QueryAssembler(nn.Module):
             ids = tokenizer(text, add_special_tokens=False)["input_ids"]
             self.register_buffer(name, torch.as_tensor(ids, dtype=torch.long), persistent=False)
 
+    def add_entity_texts(self, tokenizer: PreTrainedTokenizerBase, texts: Sequence[str]) -> None:
+        """Tokenise the texts of new entities (ids ``num_entities ..``) and append them; the relation tokens move up."""
+        if len(tokenizer) != self.base_vocab_size:
+            raise ValueError(
+                f"The tokenizer has {len(tokenizer)} tokens, but the model was built with {self.base_vocab_size}."
+            )
+        added = TokenizedTexts.from_texts(tokenizer, texts, max_length=self.max_seq_length)
+        old = self.entity_text_ids
+        width = max(old.shape[1], added.ids.shape[1])
+        ids = torch.full((old.shape[0] + added.ids.shape[0], width), self.pad_id, dtype=torch.long, device=old.device)
+        ids[: old.shape[0], : old.shape[1]] = old
+        ids[old.shape[0] :, : added.ids.shape[1]] = added.ids.to(old.device)
+        self.entity_text_ids = ids
+        self.entity_text_lengths = torch.cat([self.entity_text_lengths, added.lengths.to(old.device)])
+        self.num_entities += len(texts)
+
     # ------------------------------------------------------------------ vocabulary layout
     @property
     def vocab_size(self) -> int:

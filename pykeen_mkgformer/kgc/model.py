@@ -200,6 +200,15 @@ class MKGformer(Model):
             max_seq_length=max_seq_length,
             query_format=self.recipe.query_format,
         )
+        #: the tokenizer of the text tower (kept for :meth:`add_entities`)
+        self.tokenizer = tokenizer
+        #: which entity text the queries read (``"description"`` or ``"name"``)
+        self.description_mode = description
+        #: the entity and relation labels, texts and images by id, without triples: pass it as
+        #: ``triples_factory=`` of :func:`pykeen.predict.predict_target`; :meth:`add_entities` extends it
+        self.label_factory = triples_factory.clone_and_exchange_triples(
+            mapped_triples=torch.empty((0, 3), dtype=torch.long)
+        )
         self.interaction = self._build_interaction()
         max_positions = getattr(self.interaction.encoder.text_config, "max_position_embeddings", None)
         if max_positions is not None and max_seq_length > max_positions:
@@ -301,7 +310,9 @@ class MKGformer(Model):
     def _reset_parameters_(self) -> None:  # noqa: D102
         # PyKEEN resets at the start of every (non-continued) training. Weights that are still as built
         # (pretrained + text-initialised tokens, stage 1 included) are kept; otherwise rebuild them.
-        if self._parameter_versions() == self._initial_versions:
+        # None: the weights are a new starting point (add_entities), kept until they change again.
+        if self._initial_versions is None or self._parameter_versions() == self._initial_versions:
+            self._initial_versions = self._parameter_versions()
             return
         fresh = self._build_interaction()
         self.interaction.load_state_dict(fresh.state_dict())
@@ -338,6 +349,27 @@ class MKGformer(Model):
         # stage 1 is part of the initialisation: a reset right after it keeps its result
         self._initial_versions = self._parameter_versions()
         return losses
+
+    # ------------------------------------------------------------------ new entities
+    def add_entities(
+        self,
+        labels: Sequence[str],
+        descriptions: Sequence[str] | Mapping[str, str],
+        images: Sequence[Sequence[str | Path]] | Mapping[str, Sequence[str | Path]] | None = None,
+        *,
+        entity_modeling_epochs: int = 0,
+        **kwargs: Any,
+    ) -> dict[str, int]:
+        """Add entities after training, from their text and images; returns label -> id.
+
+        See :func:`pykeen_mkgformer.kgc.new_entities.add_entities` (stage 1 on the new rows only with
+        ``entity_modeling_epochs``; ``names``, ``tokenizer``, ...).
+        """
+        from .new_entities import add_entities
+
+        return add_entities(
+            self, labels, descriptions, images, entity_modeling_epochs=entity_modeling_epochs, **kwargs
+        )
 
     # ------------------------------------------------------------------ scoring
     def _directed_relations(self, relations: LongTensor, *, head_side: bool) -> LongTensor:
