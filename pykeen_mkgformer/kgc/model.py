@@ -129,10 +129,11 @@ class MKGformer(Model):
         """Build the model; pretrained weights are read from disk or the Hugging Face cache.
 
         :param triples_factory: a :class:`pykeen_mkgformer.data.MultimodalTriplesFactory` (training split)
-        :param text_encoder: BERT-family checkpoint (Hugging Face name or local folder), or a config dict
-            with ``model_type`` (e.g. ``{"model_type": "bert", "hidden_size": 32, ...}``) for random weights
+        :param text_encoder: BERT-family checkpoint (Hugging Face name or local folder), a preset name from
+            :mod:`~pykeen_mkgformer.kgc.presets` (``"tiny"``), or a config dict with ``model_type``
+            (e.g. ``{"model_type": "bert", "hidden_size": 32, ...}``) for random weights
         :param text_encoder_kwargs: config overrides for the text tower (e.g. ``hidden_dropout_prob``)
-        :param vision_encoder: CLIP or ViT checkpoint, or a config dict (random weights)
+        :param vision_encoder: CLIP or ViT checkpoint, a preset name (``"tiny"``), or a config dict (random weights)
         :param vision_encoder_kwargs: config overrides for the vision tower
         :param tokenizer: a tokenizer name/folder/object; by default the pretrained text encoder's own, or, for a
             config-dict text encoder, a WordPiece tokenizer trained on the graph's texts (deterministic)
@@ -160,7 +161,10 @@ class MKGformer(Model):
         :raises ValueError: for an unknown ``description`` mode or inconsistent sizes
         """
         from .inputs import QueryAssembler, build_tokenizer
+        from .presets import resolve_encoder
 
+        text_encoder = resolve_encoder(text_encoder, "text")
+        vision_encoder = resolve_encoder(vision_encoder, "vision")
         _check_multimodal(triples_factory)
         super().__init__(triples_factory=triples_factory, loss=loss, loss_kwargs=loss_kwargs, **kwargs)
         if description not in ("name", "description"):
