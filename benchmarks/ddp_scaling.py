@@ -46,6 +46,7 @@ def build_module(args: argparse.Namespace):
     from pykeen.datasets import EagerDataset
 
     from kgc_speed import preset_kwargs, synthetic_training
+    from pykeen_mkgformer.kgc import MKGformer  # the class itself: no entry points needed (the GPU machine)
 
     if args.dataset.startswith("synthetic:"):
         training = synthetic_training(int(args.dataset.split(":", 1)[1]), HERE / "output" / "synthetic_pictures")
@@ -56,7 +57,7 @@ def build_module(args: argparse.Namespace):
     return LCWALitModule(
         dataset=dataset,
         dataset_kwargs=dataset_kwargs,
-        model="mkgformer",
+        model=MKGformer,
         model_kwargs=dict(
             random_seed=0,
             entity_modeling_epochs=0,
