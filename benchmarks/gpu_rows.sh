@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU rows of benchmarks/RESULTS.md in one call on the device machine (about 5 minutes of
-# measuring on an H100/H200, plus the machine's start).
+# measuring on an H100/H200, plus the machine's start; about 2 more for ddp_scaling.py).
 #
 # Random-init encoders of the paper's sizes (BERT-base + CLIP ViT-B/32, the official 7-image
 # layout): no weights can be fetched there. The 40,943-entity scoring head of WN18 comes from
@@ -34,5 +34,9 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null
     python3 benchmarks/kgc_speed.py --preset base --dataset synthetic:40943 --batch "$batch" --steps 5 \
       --device "$device" --dtype bf16 --peak-tflops "$peak"
   done
+  # data-parallel scaling through PyKEEN's Lightning module (DDP over NCCL), DDP_DEVICES GPUs, e.g. "1 2 4 8"
+  python3 benchmarks/ddp_scaling.py --accelerator gpu --devices ${DDP_DEVICES:-1} --strategy "${DDP_STRATEGY:-ddp}" \
+    --preset base --dataset synthetic:40943 --batch "${DDP_BATCH:-96}" --seq 64 --precision bf16-mixed --steps 10 \
+    || echo "ddp_scaling.py failed (the rows above are kept)"
 } 2>&1 | tee "$out/log.txt"
 cp benchmarks/RESULTS.md "$out/RESULTS.md"

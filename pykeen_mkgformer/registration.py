@@ -14,7 +14,8 @@ points on its first ``import pykeen.datasets`` (and importing any module of this
    registers MKGformer in the new resolver.
 
 Either way, ``pipeline(model="MKGformer")``, ``model_resolver.lookup("MKGformer")`` and
-``pykeen experiments run`` work in a fresh interpreter that never imported this package.
+``pykeen experiments run`` work in a fresh interpreter that never imported this package; and
+``pykeen train mkgformer`` gets MKGformer's options (:mod:`pykeen_mkgformer.pykeen_cli`).
 """
 
 from __future__ import annotations
@@ -44,6 +45,10 @@ def register_model(resolver: Any) -> None:
     if resolver.normalize_cls(MKGformer) in resolver.lookup_dict:
         return
     resolver.register(MKGformer)
+    # `pykeen train mkgformer`: options PyKEEN's CLI builder cannot derive from the annotations
+    from .pykeen_cli import add_options_when_pykeen_cli_loads
+
+    add_options_when_pykeen_cli_loads()
 
 
 def ensure_registered() -> None:

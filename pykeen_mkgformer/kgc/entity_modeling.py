@@ -19,8 +19,28 @@ the label-smoothed cross-entropy of :class:`~pykeen_mkgformer.kgc.losses.Smoothe
 (:math:`\varepsilon = 0.1`), **all** rows of the word embedding matrix train, with AdamW (weight
 decay 0.01) and a linear warm-up over the first 10% of the steps, then a linear decay.
 
-The shuffling uses PyTorch's global generator, so stage 1 is deterministic under PyKEEN's
-``random_seed``; it runs once, from :meth:`pykeen_mkgformer.kgc.MKGformer.train`.
+
+Stage 1 runs once, wherever training starts (see :meth:`pykeen_mkgformer.kgc.MKGformer.run_entity_modeling`).
+It is deterministic and leaves PyTorch's global random state as it found it: the entity order comes
+from a private :class:`torch.Generator` seeded with :attr:`EntityModeling.seed` (by default the
+model's ``random_seed``), and dropout runs inside :func:`torch.random.fork_rng`.
+
+**Data parallel.** When :mod:`torch.distributed` is initialised (Lightning's DDP/FSDP strategies,
+``torchrun``), every rank draws the same permutation ``order`` of the entities, and at each step the
+global batch :math:`B = \text{order}[s : s + b]` is split as ``B[rank::world]``. Each rank computes
+the *sum* of its shard's losses divided by the global batch size :math:`|B|`, and the gradients (of
+the new token rows only) are summed over ranks with one all-reduce:
+
+.. math::
+
+    \sum_{k=0}^{W-1} \nabla \frac{1}{|B|} \sum_{e \in B_k} \ell_e
+    = \nabla \frac{1}{|B|} \sum_{e \in B} \ell_e ,
+
+the single-process gradient of the same global batch. All ranks then take the same Adam step from
+the same state, so they stay identical, and the result equals single-process stage 1 up to
+floating-point summation order and dropout masks (each rank draws its own; with dropout 0 the two
+agree to rounding, see ``tests/test_ddp.py``). A rank whose shard is empty (the last, short batch)
+contributes a zero gradient.
 """
 
 from __future__ import annotations
@@ -50,7 +70,7 @@ class EntityModeling:
 
     #: passes over all entities (0: skip stage 1)
     epochs: int = 15
-    #: entities per step
+    #: entities per step (the global batch: under data parallelism it is split across ranks)
     batch_size: int = 64
     #: Adam's learning rate
     lr: float = 5e-4
@@ -64,6 +84,8 @@ class EntityModeling:
     weight_decay: float = 0.0
     #: linear warm-up over this share of all steps, then linear decay; None: constant rate
     warmup_ratio: float | None = None
+    #: seed of the entity order and of dropout; None: the model's ``random_seed`` (0 if it has none)
+    seed: int | None = None
 
     def __post_init__(self) -> None:
         if self.rows not in ("new", "all"):
@@ -74,27 +96,48 @@ class EntityModeling:
                 f"batch_size={self.batch_size}, lr={self.lr}."
             )
 
-    def run(self, model: MKGformer, entities: torch.LongTensor | None = None) -> list[float]:
+    def run(self, model: MKGformer, *, entities: torch.LongTensor | None = None) -> list[float]:
         """Train the new token embeddings of ``model`` on entity modeling; return the mean loss per epoch.
 
         :param model: the model
-        :param entities: only these entities' queries are trained, and only their token rows move
-            (e.g. entities added after training); default: every entity, and all entity and relation rows
+        :param entities: the ids of the entities to model (each epoch is one pass over them, scored
+            against *all* entities), and with ``rows="new"`` the only token rows that move (e.g.
+            entities added after training); None: every entity, and every entity and relation row
+        :raises ValueError: for entity ids outside ``0 .. num_entities - 1`` or repeated ids
+
+        Under :mod:`torch.distributed` every rank must call this with the same arguments (see the
+        module docstring); the ranks end with identical parameters.
         """
         if self.epochs == 0:
             return []
+        num_entities = model.num_entities
+        if entities is None:
+            entities = torch.arange(num_entities)
+        else:
+            entities = torch.as_tensor(entities, dtype=torch.long).detach().cpu().reshape(-1)
+            bad = entities[(entities < 0) | (entities >= num_entities)]
+            if bad.numel():
+                raise ValueError(
+                    f"entity modeling got entity ids {bad[:10].tolist()} outside 0..{num_entities - 1}."
+                )
+            if entities.unique().numel() != entities.numel():
+                raise ValueError("entity modeling got repeated entity ids.")
+        if entities.numel() == 0:
+            return []
+        rank, world = _distributed()
+        seed = self._seed(model)
         word_embeddings = model.interaction.encoder.get_input_embeddings()
         weight = word_embeddings.weight
+        offset = model.queries.entity_token_offset
         new_rows = torch.zeros(weight.shape[0], 1, dtype=weight.dtype, device=weight.device)
-        subset = None if entities is None else torch.as_tensor(entities, dtype=torch.long).view(-1).cpu()
-        if subset is None:
-            new_rows[model.queries.entity_token_offset :] = 1.0
+        subset = entities.numel() < num_entities
+        if subset:
+            new_rows[entities.to(weight.device) + offset] = 1.0
         else:
-            new_rows[subset.to(weight.device) + model.queries.entity_token_offset] = 1.0
-        trainable = {id(weight)}
+            new_rows[offset:] = 1.0
         previous = {name: p.requires_grad for name, p in model.named_parameters()}
         for p in model.parameters():
-            p.requires_grad_(id(p) in trainable)
+            p.requires_grad_(p is weight)
         handle = weight.register_hook(lambda grad: grad * new_rows) if self.rows == "new" else None
         # with only the new rows training, their decay is applied by hand (AdamW would decay every row)
         decay_by_hand = self.rows == "new" and self.weight_decay > 0
@@ -108,50 +151,78 @@ class EntityModeling:
         if self.warmup_ratio is not None:
             from .training import linear_warmup_factor
 
-            total = self.epochs * math.ceil(model.num_entities / self.batch_size)
+            total_steps = self.epochs * math.ceil(entities.numel() / self.batch_size)
             scheduler = torch.optim.lr_scheduler.LambdaLR(
-                optimizer, lambda step: linear_warmup_factor(step, total, total * self.warmup_ratio)
+                optimizer, lambda step: linear_warmup_factor(step, total_steps, total_steps * self.warmup_ratio)
             )
         was_training = model.training
-        model.train()
+        # nn.Module.train, not MKGformer.train: that one would start stage 1 again
+        torch.nn.Module.train(model, True)
         losses: list[float] = []
         device = weight.device
-        num_entities = model.num_entities if subset is None else subset.shape[0]
+        generator = torch.Generator().manual_seed(seed)
+        fork_devices = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+        first_reduced_row = offset if self.rows == "new" else 0
         try:
-            epochs = tqdm(
-                range(self.epochs), desc="Entity modeling (stage 1)", unit="epoch", disable=not self.progress
-            )
-            for _ in epochs:
-                order = torch.randperm(num_entities)
-                order = (order if subset is None else subset[order]).to(device)
-                total, count = 0.0, 0
-                for start in range(0, num_entities, self.batch_size):
-                    entities = order[start : start + self.batch_size]
-                    optimizer.zero_grad(set_to_none=True)
-                    logits = self.logits(model, entities)
-                    if self.smoothing:
-                        loss = smoothed_softmax_cross_entropy(logits, entities, self.smoothing).mean()
-                    else:
-                        loss = functional.cross_entropy(logits, entities)
-                    loss.backward()
-                    if decay_by_hand:
-                        with torch.no_grad():
-                            weight.mul_(1.0 - optimizer.param_groups[0]["lr"] * self.weight_decay * new_rows)
-                    optimizer.step()
-                    if scheduler is not None:
-                        scheduler.step()
-                    total += float(loss.detach()) * entities.shape[0]
-                    count += entities.shape[0]
-                losses.append(total / max(count, 1))
-                epochs.set_postfix(loss=losses[-1])
+            with torch.random.fork_rng(devices=fork_devices), torch.enable_grad():
+                # each rank its own dropout stream; the entity order comes from `generator`, the same everywhere
+                torch.manual_seed(seed + rank)
+                epochs = tqdm(
+                    range(self.epochs),
+                    desc="Entity modeling (stage 1)",
+                    unit="epoch",
+                    disable=not self.progress or rank != 0,
+                )
+                for _ in epochs:
+                    order = entities[torch.randperm(entities.numel(), generator=generator)]
+                    total = torch.zeros((), dtype=torch.float64, device=device)
+                    for start in range(0, order.numel(), self.batch_size):
+                        batch = order[start : start + self.batch_size]
+                        shard = batch[rank::world].to(device)
+                        optimizer.zero_grad(set_to_none=True)
+                        if shard.numel():
+                            logits = self.logits(model, shard)
+                            if self.smoothing:
+                                loss_sum = smoothed_softmax_cross_entropy(logits, shard, self.smoothing).sum()
+                            else:
+                                loss_sum = functional.cross_entropy(logits, shard, reduction="sum")
+                            (loss_sum / batch.numel()).backward()
+                            total += loss_sum.detach().double()
+                        if world > 1:
+                            if weight.grad is None:
+                                weight.grad = torch.zeros_like(weight)
+                            torch.distributed.all_reduce(weight.grad[first_reduced_row:])
+                        if decay_by_hand:
+                            with torch.no_grad():
+                                weight.mul_(1.0 - optimizer.param_groups[0]["lr"] * self.weight_decay * new_rows)
+                        optimizer.step()
+                        if scheduler is not None:
+                            scheduler.step()
+                    if world > 1:
+                        torch.distributed.all_reduce(total)
+                    losses.append(float(total) / order.numel())
+                    epochs.set_postfix(loss=losses[-1])
         finally:
             if handle is not None:
                 handle.remove()
+            optimizer.zero_grad(set_to_none=True)
             for name, p in model.named_parameters():
                 p.requires_grad_(previous[name])
-            model.train(was_training)
+            torch.nn.Module.train(model, was_training)
         logger.info("entity modeling: loss per epoch %s", losses)
         return losses
+
+    def _seed(self, model: MKGformer) -> int:
+        """The seed: this one's, else the model's ``random_seed``, else 0; rank 0's under data parallelism."""
+        seed = self.seed if self.seed is not None else getattr(model, "_random_seed", None)
+        seed = int(seed) if isinstance(seed, int) else 0
+        rank, world = _distributed()
+        if world > 1:
+            # a seed that differs between ranks would give different entity orders: take rank 0's
+            value = torch.tensor([seed], dtype=torch.long, device=_collective_device())
+            torch.distributed.broadcast(value, src=0)
+            seed = int(value.item())
+        return seed
 
     @staticmethod
     def logits(model: MKGformer, entities: torch.LongTensor) -> torch.FloatTensor:
@@ -163,3 +234,17 @@ class EntityModeling:
         vectors = model.interaction.encode(query, pixel_values, image_mask)
         embeddings, bias = model.entity_representation(None)
         return vectors @ embeddings.t() + bias.unsqueeze(0)
+
+
+def _distributed() -> tuple[int, int]:
+    """``(rank, world size)`` of the default process group, ``(0, 1)`` without one."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def _collective_device() -> torch.device:
+    """Where small tensors for collectives live: the current GPU for NCCL, else the CPU."""
+    if torch.distributed.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")

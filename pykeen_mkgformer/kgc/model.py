@@ -57,9 +57,16 @@ class MKGformer(Model):
     name them (``2r``, ``2r + 1``); without, ``score_h`` uses the inverse token itself.
 
     Stage 1 (image-text incorporated entity modeling, :mod:`.entity_modeling`) runs automatically
-    the first time the model is put in training mode, i.e. when PyKEEN's training loop starts; it
-    is recorded in the persistent buffer ``entity_modeling_done`` so that resuming from a
-    checkpoint skips it.
+    wherever training starts: on the first ``model.train()`` (PyKEEN's training loops) or, when
+    nothing calls it (Lightning 2.x, a plain ``torch`` loop on a fresh model), on the first score
+    call in training mode; :meth:`run_entity_modeling` runs it explicitly. It is recorded in the
+    persistent buffer ``entity_modeling_done``, so that resuming from a checkpoint skips it; under
+    :mod:`torch.distributed` it is split across the ranks.
+
+    Parameters that no score depends on (e.g. the text tower's pooler, CLIP's ``post_layernorm``)
+    are found once, by an autograd probe at construction, and frozen (``requires_grad=False``,
+    listed in :attr:`frozen_parameters`): they stay in the state dict, so checkpoints load as
+    before, and DDP needs no ``find_unused_parameters``.
 
     Why a :class:`pykeen.models.Model` and not an ``ERModel``: ERModel computes representations of
     *all* entities for the free slot and combines them with the interaction by broadcasting. Here
@@ -86,6 +93,10 @@ class MKGformer(Model):
     #: whether stage 1 has run (a persistent buffer: saved in checkpoints and state dicts)
     entity_modeling_done: torch.Tensor
     _running_entity_modeling: bool = False
+    #: host-side mirror of ``not entity_modeling_done`` (no device sync per score call); None: read the buffer
+    _entity_modeling_pending: bool | None = None
+    #: names of the parameters that never reach a score, frozen at construction
+    frozen_parameters: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -121,10 +132,11 @@ class MKGformer(Model):
         """Build the model; pretrained weights are read from disk or the Hugging Face cache.
 
         :param triples_factory: a :class:`pykeen_mkgformer.data.MultimodalTriplesFactory` (training split)
-        :param text_encoder: BERT-family checkpoint (Hugging Face name or local folder), or a config dict
-            with ``model_type`` (e.g. ``{"model_type": "bert", "hidden_size": 32, ...}``) for random weights
+        :param text_encoder: BERT-family checkpoint (Hugging Face name or local folder), a preset name from
+            :mod:`~pykeen_mkgformer.kgc.presets` (``"tiny"``), or a config dict with ``model_type``
+            (e.g. ``{"model_type": "bert", "hidden_size": 32, ...}``) for random weights
         :param text_encoder_kwargs: config overrides for the text tower (e.g. ``hidden_dropout_prob``)
-        :param vision_encoder: CLIP or ViT checkpoint, or a config dict (random weights)
+        :param vision_encoder: CLIP or ViT checkpoint, a preset name (``"tiny"``), or a config dict (random weights)
         :param vision_encoder_kwargs: config overrides for the vision tower
         :param tokenizer: a tokenizer name/folder/object; by default the pretrained text encoder's own, or, for a
             config-dict text encoder, a WordPiece tokenizer trained on the graph's texts (deterministic)
@@ -159,10 +171,13 @@ class MKGformer(Model):
         :raises ValueError: for an unknown ``description`` mode or inconsistent sizes
         """
         from .inputs import QueryAssembler, build_tokenizer
+        from .presets import resolve_encoder
 
         from . import training as _training  # noqa: F401  (registers the recipe's training callbacks)
         from .recipe import resolve_recipe
 
+        text_encoder = resolve_encoder(text_encoder, "text")
+        vision_encoder = resolve_encoder(vision_encoder, "vision")
         _check_multimodal(triples_factory)
         self.recipe = resolve_recipe(recipe)
         super().__init__(triples_factory=triples_factory, loss=loss, loss_kwargs=loss_kwargs, **kwargs)
@@ -242,6 +257,10 @@ class MKGformer(Model):
             warmup_ratio=self.recipe.entity_modeling_warmup_ratio,
         )
         self.register_buffer("entity_modeling_done", torch.zeros((), dtype=torch.bool))
+        self._entity_modeling_pending = True
+        # a loaded state dict (PyKEEN checkpoints, Lightning) says whether stage 1 already ran
+        self.register_load_state_dict_post_hook(_refresh_entity_modeling_pending)
+        self.frozen_parameters = self._freeze_unused_parameters()
         self._initial_versions = self._parameter_versions()
 
     # ------------------------------------------------------------------ construction
@@ -302,6 +321,36 @@ class MKGformer(Model):
                 logger.info("loaded the MLM transform of %s", spec["text_encoder"])
         return MKGformerInteraction(encoder, transform)
 
+    def _freeze_unused_parameters(self) -> tuple[str, ...]:
+        """Freeze the parameters that no score depends on; return their names.
+
+        One probe query (entity 0, relation 0, with its images) is scored against all entities in
+        eval mode (no dropout, so no random numbers are drawn), and :func:`torch.autograd.grad` with
+        ``allow_unused=True`` says which parameters are not in its graph. The graph's shape does not
+        depend on the query, so this holds for every training step.
+        """
+        named = [(name, p) for name, p in self.named_parameters() if p.requires_grad]
+        if not named:
+            return ()
+        device = self.entity_representation.bias.device
+        was_training = self.interaction.training
+        self.interaction.train(False)
+        try:
+            with torch.enable_grad():
+                index = torch.zeros(1, dtype=torch.long, device=device)
+                scores = self._score_candidates(index, index, None)
+                grads = torch.autograd.grad(scores.sum(), [p for _, p in named], allow_unused=True)
+        finally:
+            self.interaction.train(was_training)
+        frozen = []
+        for (name, p), grad in zip(named, grads):
+            if grad is None:
+                p.requires_grad_(False)
+                frozen.append(name)
+        if frozen:
+            logger.info("frozen (never reach a score): %s", ", ".join(frozen))
+        return tuple(frozen)
+
     def _parameter_versions(self) -> tuple[tuple[int, int], ...]:
         """In-place modification counters of all parameters: unchanged means 'as initialised'."""
         return tuple((id(p), p._version) for p in self.parameters())
@@ -318,6 +367,7 @@ class MKGformer(Model):
         self.interaction.load_state_dict(fresh.state_dict())
         self.entity_representation.reset_parameters()
         self.entity_modeling_done.fill_(False)
+        self._entity_modeling_pending = True
         self._initial_versions = self._parameter_versions()
 
     # ------------------------------------------------------------------ stage 1 hook
@@ -329,23 +379,31 @@ class MKGformer(Model):
         stage-2 epoch and is skipped when a checkpoint says it already ran.
         """
         super().train(mode)
-        if (
-            mode
-            and not self._running_entity_modeling
-            and self.entity_modeling.epochs > 0
-            and not bool(self.entity_modeling_done)
-        ):
-            self.run_entity_modeling()
+        self._maybe_run_entity_modeling()
         return self
 
+    def _maybe_run_entity_modeling(self) -> None:
+        """Run stage 1 if the model is training and stage 1 is still due (a host-side check: no device sync)."""
+        if not self.training or self._running_entity_modeling or self.entity_modeling.epochs == 0:
+            return
+        if self._entity_modeling_pending is None:  # e.g. unpickled from an older version
+            self._entity_modeling_pending = not bool(self.entity_modeling_done)
+        if self._entity_modeling_pending:
+            self.run_entity_modeling()
+
     def run_entity_modeling(self) -> list[float]:
-        """Run stage 1 now (see :class:`~pykeen_mkgformer.kgc.entity_modeling.EntityModeling`); returns the epoch losses."""
+        """Run stage 1 now (see :class:`~pykeen_mkgformer.kgc.entity_modeling.EntityModeling`); returns the epoch losses.
+
+        Under :mod:`torch.distributed` every rank must call it (the automatic triggers do): the
+        entities are split across the ranks and the gradients all-reduced.
+        """
         self._running_entity_modeling = True
         try:
             losses = self.entity_modeling.run(self)
         finally:
             self._running_entity_modeling = False
         self.entity_modeling_done.fill_(True)
+        self._entity_modeling_pending = False
         # stage 1 is part of the initialisation: a reset right after it keeps its result
         self._initial_versions = self._parameter_versions()
         return losses
@@ -405,6 +463,7 @@ class MKGformer(Model):
     # docstr-coverage: inherited
     def score_hrt(self, hrt_batch: LongTensor, *, mode: InductiveMode | None = None) -> FloatTensor:  # noqa: D102
         self._check_mode(mode)
+        self._maybe_run_entity_modeling()
         directed = self._directed_relations(hrt_batch[:, 1], head_side=False)
         queries = self.encode_queries(hrt_batch[:, 0], directed)
         embeddings, bias = self.entity_representation(hrt_batch[:, 2])
@@ -421,6 +480,7 @@ class MKGformer(Model):
     ) -> FloatTensor:  # noqa: D102
         # slicing is not needed: candidates cost one matmul; the transformer runs once per query
         self._check_mode(mode)
+        self._maybe_run_entity_modeling()
         directed = self._directed_relations(hr_batch[:, 1], head_side=False)
         return self._score_candidates(hr_batch[:, 0], directed, tails)
 
@@ -434,6 +494,7 @@ class MKGformer(Model):
         heads: LongTensor | None = None,
     ) -> FloatTensor:  # noqa: D102
         self._check_mode(mode)
+        self._maybe_run_entity_modeling()
         directed = self._directed_relations(rt_batch[:, 0], head_side=True)
         return self._score_candidates(rt_batch[:, 1], directed, heads)
 
@@ -469,6 +530,11 @@ class MKGformer(Model):
 
 
 # ---------------------------------------------------------------------- helpers
+def _refresh_entity_modeling_pending(module: MKGformer, incompatible_keys: Any) -> None:
+    """After ``load_state_dict``: stage 1 is due again exactly when the loaded ``entity_modeling_done`` is False."""
+    module._entity_modeling_pending = not bool(module.entity_modeling_done)
+
+
 def _check_multimodal(triples_factory: Any) -> None:
     missing = [name for name in MULTIMODAL_ATTRIBUTES if not hasattr(triples_factory, name)]
     if missing:

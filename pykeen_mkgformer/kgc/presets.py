@@ -1,15 +1,17 @@
 """Tiny random encoder configs, for tests, CPU demos and smoke runs (no download, seconds per epoch).
 
-Pass them as ``text_encoder`` / ``vision_encoder`` of :class:`~pykeen_mkgformer.kgc.MKGformer`;
+Pass them as ``text_encoder`` / ``vision_encoder`` of :class:`~pykeen_mkgformer.kgc.MKGformer`,
+as dicts or by name (``text_encoder="tiny"``, also ``pykeen train mkgformer --text-encoder tiny``);
 with a config-dict text encoder and no ``tokenizer``, a WordPiece tokenizer is trained on the
 graph's own texts.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
-__all__ = ["tiny_text_encoder", "tiny_vision_encoder", "tiny_model_kwargs"]
+__all__ = ["ENCODER_PRESETS", "resolve_encoder", "tiny_text_encoder", "tiny_vision_encoder", "tiny_model_kwargs"]
 
 
 def tiny_text_encoder(
@@ -56,3 +58,18 @@ def tiny_model_kwargs(**overrides: Any) -> dict[str, Any]:
     )
     kwargs.update(overrides)
     return kwargs
+
+
+#: encoder presets by name: the text and the vision config of each
+ENCODER_PRESETS: dict[str, dict[str, Any]] = {
+    "tiny": dict(text=tiny_text_encoder, vision=tiny_vision_encoder),
+}
+
+
+def resolve_encoder(spec: Any, role: Literal["text", "vision"]) -> Any:
+    """A preset name (e.g. ``"tiny"``) becomes its config dict; anything else (a Hugging Face name, a
+    folder, a config) is returned as is. An existing folder of that name wins over the preset.
+    """
+    if isinstance(spec, str) and spec in ENCODER_PRESETS and not Path(spec).exists():
+        return ENCODER_PRESETS[spec][role]()
+    return spec
