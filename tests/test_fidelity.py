@@ -154,6 +154,9 @@ def test_variants_set_defaults_and_switches_override_them():
     assert paper.switches() == FUSION_VARIANTS["paper"]
     assert official.switches() == FUSION_VARIANTS["official"]
     assert paper.fusion_dropout == 0.1 and official.fusion_dropout == 0.0
+    # M: the paper's 3 fused layers, the official code's 4 (its loop fuses layers 8..11 of 12)
+    assert paper.fusion_layers == 3 and official.fusion_layers == 4
+    assert HybridTransformer(official).config.fusion_layers == 4
     mixed = HybridConfig(text=text, vision=vision, fusion_variant="official", mask_text_padding=True)
     assert mixed.mask_text_padding is True and mixed.prefix_source == "previous_layer"
     with pytest.raises(ValueError, match="fusion_variant"):
