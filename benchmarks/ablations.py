@@ -18,6 +18,8 @@ Datasets (tiny random towers, so the whole grid fits a 2-core CPU):
 
 ``--fusion-variant official`` runs the same grid with the fused layers computing what the official
 code computes (``MKGformer(fusion_variant="official")``); its table gets a section of its own.
+``--fusion-variant both`` runs both and writes one comparison table (a ``fusion`` column);
+``--stored-only`` summarises the runs already stored and starts none (for a grid cut short).
 
 Every run's metrics are stored under ``--output`` as JSON, named by dataset, variant, seed and a hash
 of the full configuration; a rerun skips the runs already there (an interrupted grid resumes where
@@ -99,6 +101,13 @@ def load_dataset(name: str):
     return dataset
 
 
+def cell_path(dataset_name: str, variant: str, seed: int, output: Path, fusion_variant: str = "paper") -> Path:
+    """Where the record of one cell is stored (named by a hash of its full configuration)."""
+    kwargs = pipeline_kwargs(dataset_name, variant, fusion_variant)
+    digest = hashlib.sha256(json.dumps(kwargs, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    return output / f"{dataset_name}__{variant}__seed{seed}__{digest}.json"
+
+
 def run_one(dataset_name: str, variant: str, seed: int, output: Path, fusion_variant: str = "paper") -> dict[str, Any]:
     """Train and evaluate one cell (one thread: tiny models are dominated by per-op overhead)."""
     import torch
@@ -106,10 +115,9 @@ def run_one(dataset_name: str, variant: str, seed: int, output: Path, fusion_var
 
     torch.set_num_threads(1)
     kwargs = pipeline_kwargs(dataset_name, variant, fusion_variant)
-    digest = hashlib.sha256(json.dumps(kwargs, sort_keys=True, default=str).encode()).hexdigest()[:10]
-    path = output / f"{dataset_name}__{variant}__seed{seed}__{digest}.json"
+    path = cell_path(dataset_name, variant, seed, output, fusion_variant)
     if path.exists():
-        return json.loads(path.read_text())
+        return {"fusion_variant": fusion_variant, **json.loads(path.read_text())}
     dataset = load_dataset(dataset_name)
     start = time.perf_counter()
     result = pipeline(dataset=dataset, random_seed=seed, **kwargs)
@@ -128,29 +136,43 @@ def run_one(dataset_name: str, variant: str, seed: int, output: Path, fusion_var
     return record
 
 
-def summarise(records: list[dict[str, Any]], datasets: list[str], variants: list[str]) -> str:
-    """Markdown table: mean ± standard deviation over seeds, plus each seed's MRR."""
+def summarise(
+    records: list[dict[str, Any]], datasets: list[str], variants: list[str], fusion_variants: list[str] | None = None
+) -> str:
+    """Markdown table: mean ± standard deviation over seeds, plus each seed's MRR (a ``fusion`` column when given)."""
+    fusion_column = fusion_variants is not None
     lines = [
-        "| dataset | variant | MRR | Hits@1 | Hits@10 | MRR per seed | train time (s) | parameters |",
-        "|---|---|---|---|---|---|---|---|",
+        "| dataset | variant |" + (" fusion |" if fusion_column else "")
+        + " MRR | Hits@1 | Hits@10 | MRR per seed | train time (s) | parameters |",
+        "|---|---|---|---|---|---|---|---|" + ("---|" if fusion_column else ""),
     ]
-    for dataset in datasets:
-        for variant in variants:
-            cell = sorted((r for r in records if r["dataset"] == dataset and r["variant"] == variant), key=lambda r: r["seed"])
-            if not cell:
-                continue
+    for dataset, variant, fusion in (
+        (d, v, f) for d in datasets for v in variants for f in (fusion_variants or [None])
+    ):
+        cell = sorted(
+            (
+                r
+                for r in records
+                if r["dataset"] == dataset
+                and r["variant"] == variant
+                and (fusion is None or r.get("fusion_variant", "paper") == fusion)
+            ),
+            key=lambda r: r["seed"],
+        )
+        if not cell:
+            continue
 
-            def spread(key: str) -> str:
-                values = [r[key] for r in cell]
-                sd = statistics.stdev(values) if len(values) > 1 else 0.0
-                return f"{statistics.mean(values):.3f} ± {sd:.3f}"
+        def spread(key: str) -> str:
+            values = [r[key] for r in cell]
+            sd = statistics.stdev(values) if len(values) > 1 else 0.0
+            return f"{statistics.mean(values):.3f} ± {sd:.3f}"
 
-            per_seed = " / ".join(f"{r['mrr']:.3f}" for r in cell)
-            train = statistics.mean(r["train_seconds"] for r in cell)
-            lines.append(
-                f"| {dataset} | {variant} | {spread('mrr')} | {spread('hits_at_1')} | {spread('hits_at_10')} | "
-                f"{per_seed} | {train:.0f} | {cell[0]['parameters']:,} |"
-            )
+        per_seed = " / ".join(f"{r['mrr']:.3f}" for r in cell)
+        train = statistics.mean(r["train_seconds"] for r in cell)
+        lines.append(
+            f"| {dataset} | {variant} |" + (f" {fusion} |" if fusion_column else "") + f" {spread('mrr')} | {spread('hits_at_1')} | {spread('hits_at_10')} | "
+            f"{per_seed} | {train:.0f} | {cell[0]['parameters']:,} |"
+        )
     return "\n".join(lines)
 
 
@@ -163,8 +185,9 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=Path(__file__).parent / "output" / "ablations")
     parser.add_argument("--no-write", action="store_true", help="do not touch RESULTS.md")
     parser.add_argument(
-        "--fusion-variant", choices=("paper", "official"), default="paper", help="what the fused layers compute"
+        "--fusion-variant", choices=("paper", "official", "both"), default="paper", help="what the fused layers compute"
     )
+    parser.add_argument("--stored-only", action="store_true", help="summarise stored runs only; start none")
     args = parser.parse_args()
 
     datasets = args.dataset or list(DATASETS)
@@ -172,15 +195,19 @@ def main() -> None:
     args.output.mkdir(parents=True, exist_ok=True)
     for name in datasets:  # fail early (missing images) and build the datasets' caches once
         load_dataset(name)
-    cells = [(d, v, s, args.output, args.fusion_variant) for d in datasets for v in variants for s in args.seeds]
+    fusion_variants = ["paper", "official"] if args.fusion_variant == "both" else [args.fusion_variant]
+    cells = [(d, v, s, args.output, f) for d in datasets for v in variants for f in fusion_variants for s in args.seeds]
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    if args.jobs > 1:
+    if args.stored_only:
+        cells = [cell for cell in cells if cell_path(*cell).exists()]
+        records = [run_one(*cell) for cell in cells]
+    elif args.jobs > 1:
         with ProcessPoolExecutor(max_workers=args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
             records = list(pool.map(run_one, *zip(*cells)))
     else:
         records = [run_one(*cell) for cell in cells]
 
-    table = summarise(records, datasets, variants)
+    table = summarise(records, datasets, variants, fusion_variants if args.fusion_variant == "both" else None)
     print(table)
     if not args.no_write:
         body = (
@@ -190,7 +217,12 @@ def main() -> None:
             "epochs, BCE), tail prediction for held-out heads. WN18IMGMini: the demo's MKGformer (M = 1, 2 + 40 "
             "epochs, cross-entropy), both sides.\n\n" + table
         )
-        if args.fusion_variant == "paper":
+        if args.stored_only:
+            body = "Only the runs stored when the grid was cut short (seeds per row as listed). " + body
+        if args.fusion_variant == "both":
+            body = "Both fusion variants, same cells and seeds (everything else as above). " + body
+            write_section("Ablations: paper vs official fusion variant (tiny, CPU)", body)
+        elif args.fusion_variant == "paper":
             write_section("Ablations: PGI, CAF, images (tiny, CPU)", body)
         else:
             body = f"Fusion variant: `{args.fusion_variant}` (everything else as above). " + body

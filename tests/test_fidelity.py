@@ -154,6 +154,9 @@ def test_variants_set_defaults_and_switches_override_them():
     assert paper.switches() == FUSION_VARIANTS["paper"]
     assert official.switches() == FUSION_VARIANTS["official"]
     assert paper.fusion_dropout == 0.1 and official.fusion_dropout == 0.0
+    # M: the paper's 3 fused layers, the official code's 4 (its loop fuses layers 8..11 of 12)
+    assert paper.fusion_layers == 3 and official.fusion_layers == 4
+    assert HybridTransformer(official).config.fusion_layers == 4
     mixed = HybridConfig(text=text, vision=vision, fusion_variant="official", mask_text_padding=True)
     assert mixed.mask_text_padding is True and mixed.prefix_source == "previous_layer"
     with pytest.raises(ValueError, match="fusion_variant"):
@@ -205,3 +208,25 @@ def test_items_without_images_stay_finite_in_every_dtype(variant, dtype):
     assert torch.isfinite(output.text_last_hidden_state).all()
     # without images, the item is exactly what it is text-only
     torch.testing.assert_close(output.text_last_hidden_state[:1], text_only.text_last_hidden_state)
+
+
+def test_official_variant_with_gradient_checkpointing_gives_the_same_gradients():
+    """The previous layer's keys / values travel through the checkpointed fused steps unchanged."""
+    text, vision = _configs(dropout=0.0)
+    text.num_hidden_layers = vision.num_hidden_layers = 4
+    config = HybridConfig(text=text, vision=vision, fusion_layers=3, fusion_variant="official")
+    ids, mask, groups, masks = _inputs("lp", padded=True)
+    gradients = []
+    for checkpointing in (False, True):
+        torch.manual_seed(0)
+        model = HybridTransformer(config).double().train()
+        if checkpointing:
+            model.gradient_checkpointing_enable()
+        output = model(input_ids=ids, attention_mask=mask, pixel_values=groups, image_mask=masks)
+        output.text_last_hidden_state.square().sum().backward()
+        gradients.append({name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None})
+    assert gradients[0].keys() == gradients[1].keys()
+    # the last unfused text layer's key projection feeds the first fused vision layer
+    assert any(name.startswith("text_model.encoder.layer.0.attention.self.key") for name in gradients[0])
+    for name, gradient in gradients[0].items():
+        torch.testing.assert_close(gradients[1][name], gradient, rtol=1e-10, atol=1e-12, msg=name)

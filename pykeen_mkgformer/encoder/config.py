@@ -67,6 +67,7 @@ def resolve_backbone_config(spec: BackboneSpec, *, role: str) -> PretrainedConfi
 #: (``zjunlp/MKGformer``, ``*/models/modeling_unimo.py``) computes, which produced the published numbers.
 FUSION_VARIANTS: dict[str, dict[str, Any]] = {
     "paper": dict(
+        fusion_layers=3,
         prefix_source="same_layer",
         caf_query="layer_input",
         fusion_dropout=0.1,
@@ -75,6 +76,7 @@ FUSION_VARIANTS: dict[str, dict[str, Any]] = {
         mask_text_padding=True,
     ),
     "official": dict(
+        fusion_layers=4,
         prefix_source="previous_layer",
         caf_query="attention_context",
         fusion_dropout=0.0,
@@ -110,8 +112,9 @@ class HybridConfig:
     text: BackboneSpec = "bert-base-uncased"
     #: the vision backbone (ViT or CLIP vision): hub name, local folder, config dict or config
     vision: BackboneSpec = "openai/clip-vit-base-patch32"
-    #: M, the number of last layers of each tower that are fused
-    fusion_layers: int = 3
+    #: M, the number of last layers of each tower that are fused (None: the variant's, the paper's 3
+    #: or the official code's 4)
+    fusion_layers: int | None = None
     #: prefix-guided interaction (text prefix in the vision self-attention)
     use_pgi: bool = True
     #: correlation-aware fusion (visual states in the text feed-forward)
@@ -143,8 +146,6 @@ class HybridConfig:
     mask_text_padding: bool | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.fusion_layers, int) or isinstance(self.fusion_layers, bool) or self.fusion_layers < 0:
-            raise ValueError(f"fusion_layers must be a non-negative integer, got {self.fusion_layers!r}.")
         if self.fusion_variant not in FUSION_VARIANTS:
             raise ValueError(
                 f"fusion_variant must be one of {sorted(FUSION_VARIANTS)}, got {self.fusion_variant!r}."
@@ -152,6 +153,8 @@ class HybridConfig:
         for name, value in FUSION_VARIANTS[self.fusion_variant].items():
             if getattr(self, name) is None:
                 setattr(self, name, value)
+        if not isinstance(self.fusion_layers, int) or isinstance(self.fusion_layers, bool) or self.fusion_layers < 0:
+            raise ValueError(f"fusion_layers must be a non-negative integer, got {self.fusion_layers!r}.")
         for name, choices in _CHOICES.items():
             if getattr(self, name) not in choices:
                 raise ValueError(f"{name} must be one of {choices}, got {getattr(self, name)!r}.")

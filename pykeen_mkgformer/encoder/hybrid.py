@@ -133,7 +133,7 @@ class HybridTransformer(nn.Module):
         text: str | Path,
         vision: str | Path | None = None,
         *,
-        fusion_layers: int = 3,
+        fusion_layers: int | None = None,
         use_pgi: bool = True,
         use_caf: bool = True,
         fusion_dropout: float | None = None,
@@ -147,6 +147,7 @@ class HybridTransformer(nn.Module):
 
         :param text: BERT-family checkpoint, e.g. ``bert-base-uncased``
         :param vision: CLIP or ViT checkpoint, e.g. ``openai/clip-vit-base-patch32``, ``google/vit-base-patch16-224``
+        :param fusion_layers: M; None: the variant's (paper 3, official 4)
         :param fusion_variant: ``"paper"`` or ``"official"``, see :class:`~.config.HybridConfig`
         :param switches: individual fusion switches of :class:`~.config.HybridConfig` (e.g. ``caf_query``)
         """
@@ -165,7 +166,7 @@ class HybridTransformer(nn.Module):
         vision_config = config.vision_config()  # validates the type before any weights are read
         text_config = config.text_config()
         if config.fusion_layers > min(text_config.num_hidden_layers, vision_config.num_hidden_layers):
-            return cls(HybridConfig(text_config, vision_config, fusion_layers))  # raises the clear error
+            return cls(HybridConfig(text_config, vision_config, config.fusion_layers))  # raises the clear error
         text_model = AutoModel.from_pretrained(str(text), dtype=dtype)
         vision_class = CLIPVisionModel if vision_config.model_type == "clip_vision_model" else ViTModel
         vision_model = vision_class.from_pretrained(str(vision), dtype=dtype)
