@@ -213,10 +213,22 @@ def test_images_beyond_the_layout_are_capped(tmp_path, processor, caplog):
         cache = PixelCache(
             [paths, paths[:2]], processor=processor, layout=layout, cache_dir=tmp_path / "c", progress=False
         )
-    assert "2 images beyond the layout's 7 per item" in caplog.text
+    assert "2 images beyond the layout's 7 per item are used only in place of unreadable ones" in caplog.text
     assert cache.num_images(0) == 7 and cache.num_images(1) == 2
     _, mask = cache.lookup(torch.tensor([1]))
     assert [m.tolist() for m in mask] == [[[True]], [[True, False, False]], [[False, False, False]]]
+
+
+def test_an_unreadable_file_leaves_its_slot_to_a_file_beyond_the_layout(tmp_path, processor):
+    good = [write_image(tmp_path / f"{k}.png", colour=(40 * k, 90, 20)) for k in range(3)]
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not an image")
+    layout = ImageLayout.single(32, count=2)
+    with pytest.warns(UserWarning, match="broken.png"):
+        cache = PixelCache([[broken, *good]], processor=processor, layout=layout, cache_dir=tmp_path / "c")
+    assert cache.num_images(0) == 2  # the third file takes the slot the unreadable first one left
+    reference = PixelCache([good[:2]], processor=processor, layout=layout, cache_dir=tmp_path / "c")
+    torch.testing.assert_close(cache.lookup(torch.tensor([0]))[0][0], reference.lookup(torch.tensor([0]))[0][0])
 
 
 # processors and the encoder -----------------------------------------------------------------------

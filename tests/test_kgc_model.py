@@ -350,3 +350,26 @@ def test_image_layout_choices(shapes, image_cache):
     assert image_mask[0].all() and not image_mask[1].any()  # one image per entity fills the first slot only
     with pytest.raises(ValueError, match="multiples of the patch size 8"):
         build(clip_32, max_images=None, image_layout=[[1, 20]])
+
+
+# ---------------------------------------------------------------------- data parallel readiness
+@pytest.mark.parametrize("variant", ["paper", "official"])
+def test_every_trainable_parameter_reaches_the_loss_in_both_variants(shapes, image_cache, variant):
+    """What DDP without ``find_unused_parameters`` needs: one LCWA loss gives every trainable
+    parameter a gradient, and what cannot get one is frozen by name (the official variant's patch-only
+    vision input leaves the class and position embeddings out, too)."""
+    model = make_model(shapes.training, image_cache, fusion_variant=variant)
+    frozen = set(model.frozen_parameters)
+    assert "interaction.encoder.text_model.pooler.dense.weight" in frozen
+    names = {name for name, _ in model.named_parameters()}
+    position = {name for name in names if "vision_model.embeddings.position_embedding" in name}
+    assert position and (position <= frozen) == (variant == "official")
+    model.train()
+    hr_batch = shapes.training.mapped_triples[:4, :2]
+    scores = model.score_t(hr_batch)
+    target = torch.zeros_like(scores)
+    target[torch.arange(4), shapes.training.mapped_triples[:4, 2]] = 1.0
+    torch.nn.functional.binary_cross_entropy_with_logits(scores, target).backward()
+    missing = [name for name, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert not missing
+    assert all(not p.requires_grad for name, p in model.named_parameters() if name in frozen)

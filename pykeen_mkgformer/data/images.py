@@ -238,10 +238,11 @@ def _sync_folder(folder: pathlib.Path) -> None:
 class PixelCache:
     """Preprocessed entity images, decoded once and memory-mapped from disk.
 
-    ``image_paths[i]`` are item ``i``'s image files; its first ``layout.max_images`` files are used
-    (more are capped, with a log message) and fill the layout's slots in order. Files that cannot be
+    ``image_paths[i]`` are item ``i``'s image files; they fill the layout's ``layout.max_images``
+    slots in order, and files after the slots are full are not used (logged). Files that cannot be
     used are warned about once by name, listed in :attr:`skipped` as ``(path, reason)``, and leave
-    their slot to the next file; items with fewer images get ``False`` in the mask.
+    their slot to the next file, also to one beyond the first ``max_images``; items with fewer usable
+    images get ``False`` in the mask.
     """
 
     def __init__(
@@ -277,12 +278,12 @@ class PixelCache:
         capped = sum(max(0, len(item) - self.layout.max_images) for item in paths)
         if capped:
             logger.info(
-                "%d images beyond the layout's %d per item are not used (%d items have more)",
+                "%d images beyond the layout's %d per item are used only in place of unreadable ones "
+                "(%d items have more)",
                 capped,
                 self.layout.max_images,
                 sum(len(item) > self.layout.max_images for item in paths),
             )
-        paths = [item[: self.layout.max_images] for item in paths]
 
         unique = sorted({p for item in paths for p in item})
         digests = {
@@ -348,7 +349,10 @@ class PixelCache:
             ) as bar:
                 for i, item in enumerate(paths):
                     filled = 0  # slots are filled in order; a skipped file leaves its slot to the next
-                    for path in item:
+                    for k, path in enumerate(item):
+                        if filled == len(slots):  # full: the remaining files are not read
+                            bar.update(len(item) - k)
+                            break
                         bar.update()
                         if path in failed:
                             continue

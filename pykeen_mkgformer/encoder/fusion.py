@@ -15,6 +15,12 @@ For the :math:`l`-th fused layer pair, with text states :math:`X_t`, visual stat
 - **CAF**, in the text feed-forward, with :math:`H_t` the text attention output and :math:`H_v` the
   vision layer's output: :math:`S = \mathrm{softmax}(H_t H_v^\top)` over patches,
   :math:`A = S H_v`, :math:`\mathrm{FFN}(H_t) = W_2\, \mathrm{act}(W_1 H_t + W_f A + b) + b_2`.
+
+That is the ``"paper"`` variant. The ``"official"`` variant (see :class:`~.config.HybridConfig`)
+takes the prefix from text layer :math:`l-1` instead (chosen in :mod:`.hybrid`), compares and
+aggregates with the self-attention context :math:`C_t` instead of :math:`H_t`
+(:math:`A = \mathrm{softmax}(C_t H_v^\top) H_v`), gives :math:`W_f` a bias, drops no aggregated
+states and leaves text padding unmasked in the prefix.
 """
 
 from __future__ import annotations
@@ -64,12 +70,17 @@ def attention(
         scores = torch.matmul(query, key.transpose(-1, -2)) * head_dim**-0.5
         if mask is not None:
             scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
-        weights = scores.softmax(dim=-1, dtype=torch.float32).to(query.dtype)
+        weights = scores.softmax(dim=-1, dtype=_softmax_dtype(scores.dtype)).to(query.dtype)
         context = torch.matmul(F.dropout(weights, p=dropout), value)
     else:
         weights = None
         context = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, dropout_p=dropout)
     return context.transpose(1, 2).reshape(batch, n_queries, heads * head_dim), weights
+
+
+def _softmax_dtype(dtype: torch.dtype) -> torch.dtype:
+    """Half precisions are normalised in float32; float32 and float64 in their own precision."""
+    return torch.promote_types(dtype, torch.float32)
 
 
 def _split_heads(states: torch.Tensor, num_heads: int) -> torch.Tensor:
@@ -85,15 +96,23 @@ class CorrelationAwareFusion(nn.Module):
     projection to the text width (``visual_projection``). Tokens of items without any image get 0.
     """
 
-    def __init__(self, text_hidden_size: int, vision_hidden_size: int, intermediate_size: int, dropout: float = 0.0):
+    def __init__(
+        self,
+        text_hidden_size: int,
+        vision_hidden_size: int,
+        intermediate_size: int,
+        dropout: float = 0.0,
+        bias: bool = False,
+    ):
         super().__init__()
         self.visual_projection: nn.Module = (
             nn.Identity()
             if text_hidden_size == vision_hidden_size
             else nn.Linear(vision_hidden_size, text_hidden_size)
         )
-        #: :math:`W_f`; the bias :math:`b` of the equation is the pretrained :math:`W_1`'s bias
-        self.dense = nn.Linear(text_hidden_size, intermediate_size, bias=False)
+        #: :math:`W_f`; the bias :math:`b` of the equation is the pretrained :math:`W_1`'s bias (the
+        #: official code gives :math:`W_f` a bias of its own too: ``bias=True``)
+        self.dense = nn.Linear(text_hidden_size, intermediate_size, bias=bias)
         self.dropout = nn.Dropout(dropout)
 
     def aggregate(
@@ -113,10 +132,12 @@ class CorrelationAwareFusion(nn.Module):
         scores = torch.matmul(text_states, visual_states.transpose(-1, -2))
         if visual_mask is not None:
             scores = scores.masked_fill(~visual_mask[:, None, :], torch.finfo(scores.dtype).min)
-        probabilities = scores.softmax(dim=-1, dtype=torch.float32).to(visual_states.dtype)
+        probabilities = scores.softmax(dim=-1, dtype=_softmax_dtype(scores.dtype)).to(visual_states.dtype)
         if visual_mask is not None:
-            # an item without any image contributes nothing (instead of a uniform mix of padding)
-            probabilities = probabilities * visual_mask.any(dim=-1).to(probabilities.dtype)[:, None, None]
+            # an item without any image contributes nothing (instead of a uniform mix of padding);
+            # ``where``, not a product, so that no non-finite value of such a row can survive
+            has_image = visual_mask.any(dim=-1)[:, None, None]
+            probabilities = torch.where(has_image, probabilities, torch.zeros((), dtype=probabilities.dtype))
         return torch.matmul(probabilities, visual_states), probabilities
 
     def forward(
@@ -128,7 +149,11 @@ class CorrelationAwareFusion(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         r""":math:`W_f A`, the term CAF adds before the FFN activation, and :math:`S` when asked for."""
         aggregated, weights = self.aggregate_with_weights(text_states, visual_states, visual_mask)
-        return self.dense(self.dropout(aggregated)), weights if need_weights else None
+        fused = self.dense(self.dropout(aggregated))
+        if self.dense.bias is not None and visual_mask is not None:
+            # an item without any image gets no CAF term at all, its bias included
+            fused = torch.where(visual_mask.any(dim=-1)[:, None, None], fused, torch.zeros((), dtype=fused.dtype))
+        return fused, weights if need_weights else None
 
 
 class TextAttentionOutput(NamedTuple):
@@ -142,6 +167,8 @@ class TextAttentionOutput(NamedTuple):
     value: torch.Tensor
     #: attention probabilities, when asked for
     weights: torch.Tensor | None
+    #: :math:`C_t`, the self-attention context before the output projection, residual and norm
+    context: torch.Tensor
 
 
 class CAFTextLayer(BertLayer):
@@ -152,11 +179,26 @@ class CAFTextLayer(BertLayer):
     :meth:`feed_forward` (the FFN with the CAF term).
     """
 
-    def __init__(self, config, *, vision_hidden_size: int, use_caf: bool = True, fusion_dropout: float = 0.0):
+    def __init__(
+        self,
+        config,
+        *,
+        vision_hidden_size: int,
+        use_caf: bool = True,
+        fusion_dropout: float = 0.0,
+        caf_bias: bool = False,
+        caf_query: str = "layer_input",
+    ):
         super().__init__(config)
         self.num_heads = config.num_attention_heads
+        if caf_query not in ("layer_input", "attention_context"):
+            raise ValueError(f"caf_query must be 'layer_input' or 'attention_context', got {caf_query!r}.")
+        #: what CAF compares with the patches: :math:`H_t` (``"layer_input"``) or :math:`C_t` (``"attention_context"``)
+        self.caf_query = caf_query
         self.fusion = (
-            CorrelationAwareFusion(config.hidden_size, vision_hidden_size, config.intermediate_size, fusion_dropout)
+            CorrelationAwareFusion(
+                config.hidden_size, vision_hidden_size, config.intermediate_size, fusion_dropout, bias=caf_bias
+            )
             if use_caf
             else None
         )
@@ -184,7 +226,7 @@ class CAFTextLayer(BertLayer):
             dropout=self_attention.dropout.p if self.training else 0.0,
             need_weights=need_weights,
         )
-        return TextAttentionOutput(self.attention.output(context, hidden_states), key, value, weights)
+        return TextAttentionOutput(self.attention.output(context, hidden_states), key, value, weights, context)
 
     def feed_forward(
         self,
@@ -192,15 +234,23 @@ class CAFTextLayer(BertLayer):
         visual_states: torch.Tensor | None = None,
         visual_mask: torch.Tensor | None = None,
         need_weights: bool = False,
+        context: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         r""":math:`W_2\, \mathrm{act}(W_1 H_t + W_f A + b) + b_2`, then BERT's dropout, residual and norm.
 
+        :param context: :math:`C_t` from :meth:`attend`, needed when ``caf_query="attention_context"``
         :return: the layer's output and, when asked for and CAF ran, its token-to-patch weights :math:`S`
         """
         intermediate = self.intermediate.dense(attention_output)
         weights = None
         if self.fusion is not None and visual_states is not None:
-            fused, weights = self.fusion(attention_output, visual_states, visual_mask, need_weights)
+            if self.caf_query == "attention_context":
+                if context is None:
+                    raise ValueError("caf_query='attention_context' needs the attention context from attend().")
+                query = context
+            else:
+                query = attention_output
+            fused, weights = self.fusion(query, visual_states, visual_mask, need_weights)
             intermediate = intermediate + fused
         intermediate = self.intermediate.intermediate_act_fn(intermediate)
         return self.output(intermediate, attention_output), weights

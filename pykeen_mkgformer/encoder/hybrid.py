@@ -11,11 +11,15 @@ Images: ``pixel_values`` is ``(batch, n_images, 3, H, W)`` with a boolean ``imag
 interpolated for sizes other than the checkpoint's), then all images of an item are concatenated
 on the token axis, so the vision layers attend across the images of one item. Missing images are
 masked out, never zero-filled into the attention; an item with no image behaves as text-only.
+With ``vision_embedding="patches"`` (the official link prediction) an image gives its patch
+embeddings only; with ``"class_and_groups"`` (the official RE / NER) one bare class token comes first
+and every pixel group's patches get learned positions of their own (``group_position_embeddings``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,19 +108,22 @@ class HybridTransformer(nn.Module):
                 f"expected 0 <= fusion_layers <= {depth}."
             )
         # the config keeps the resolved backbone configs, so the model can be rebuilt without the hub
-        self.config = HybridConfig(
-            text=text_config,
-            vision=vision_config,
-            fusion_layers=config.fusion_layers,
-            use_pgi=config.use_pgi,
-            use_caf=config.use_caf,
-            fusion_dropout=config.fusion_dropout,
-        )
+        self.config = dataclasses.replace(config, text=text_config, vision=vision_config)
         self.text_model = text_model if text_model is not None else AutoModel.from_config(text_config)
         self.vision_model = vision_model if vision_model is not None else _vision_model_from_config(vision_config)
         for model in (self.text_model, self.vision_model):
             model.set_attn_implementation("sdpa")
         self.gradient_checkpointing = False
+        #: ``vision_embedding="class_and_groups"``: one learned position per visual token of each pixel
+        #: group (new parameters, initialised as ``nn.Embedding`` is, as in the official code)
+        self.group_position_embeddings = (
+            nn.ModuleList(nn.Embedding(n, vision_config.hidden_size) for n in self.config.group_positions)
+            if self.config.vision_embedding == "class_and_groups"
+            else None
+        )
+        if self.group_position_embeddings is not None:
+            reference = next(self.vision_model.parameters())
+            self.group_position_embeddings.to(device=reference.device, dtype=reference.dtype)
         self._fuse_last_layers()
 
     # ------------------------------------------------------------------ construction
@@ -129,8 +136,10 @@ class HybridTransformer(nn.Module):
         fusion_layers: int = 3,
         use_pgi: bool = True,
         use_caf: bool = True,
-        fusion_dropout: float = 0.1,
+        fusion_dropout: float | None = None,
+        fusion_variant: str = "paper",
         dtype: torch.dtype = torch.float32,
+        **switches,
     ) -> "HybridTransformer":
         """Load pretrained towers (Hugging Face names or local folders) and fuse their last layers.
 
@@ -138,6 +147,8 @@ class HybridTransformer(nn.Module):
 
         :param text: BERT-family checkpoint, e.g. ``bert-base-uncased``
         :param vision: CLIP or ViT checkpoint, e.g. ``openai/clip-vit-base-patch32``, ``google/vit-base-patch16-224``
+        :param fusion_variant: ``"paper"`` or ``"official"``, see :class:`~.config.HybridConfig`
+        :param switches: individual fusion switches of :class:`~.config.HybridConfig` (e.g. ``caf_query``)
         """
         if vision is None:
             return cls.load(text)
@@ -148,6 +159,8 @@ class HybridTransformer(nn.Module):
             use_pgi=use_pgi,
             use_caf=use_caf,
             fusion_dropout=fusion_dropout,
+            fusion_variant=fusion_variant,
+            **switches,
         )
         vision_config = config.vision_config()  # validates the type before any weights are read
         text_config = config.text_config()
@@ -198,6 +211,8 @@ class HybridTransformer(nn.Module):
                 vision_hidden_size=vision_config.hidden_size,
                 use_caf=self.config.use_caf,
                 fusion_dropout=self.config.fusion_dropout,
+                caf_bias=self.config.caf_bias,
+                caf_query=self.config.caf_query,
             )
             vision_layers[v] = pgi_layer_from(
                 vision_layers[v], vision_config, text_hidden_size=text_config.hidden_size, use_pgi=self.config.use_pgi
@@ -289,24 +304,40 @@ class HybridTransformer(nn.Module):
         m = self.config.fusion_layers
         text_layers, vision_layers = self.text_layers, self.vision_layers
         caf_attentions: list[torch.Tensor] = []
+        # PGI prefix: "same_layer" takes text layer l's keys/values inside the fused step;
+        # "previous_layer" those text layer l-1 computed, so the first fused vision layer gets the
+        # last unfused text layer's (none when every layer is fused)
+        previous_layer = self.config.prefix_source == "previous_layer"
+        prefix_mask = text_mask if self.config.mask_text_padding else None
+        prefix_key = prefix_value = None
+        n_unfused = len(text_layers) - m
         with self._recording_attentions(output_attentions) as (text_attentions, vision_attentions):
             hf_text_mask = _hf_layer_mask(text_mask, text, eager=output_attentions)
-            for layer in text_layers[: len(text_layers) - m]:
+            for index, layer in enumerate(text_layers[:n_unfused]):
+                if previous_layer and m and index == n_unfused - 1:
+                    prefix_key, prefix_value = layer.attention.self.key(text), layer.attention.self.value(text)
                 text = _first(layer(text, hf_text_mask))
             if vision is not None:
                 hf_vision_mask = _hf_layer_mask(vision_key_mask, vision, eager=output_attentions)
                 for layer in vision_layers[: len(vision_layers) - m]:
                     vision = _first(layer(vision, hf_vision_mask))
             for text_layer, vision_layer in zip(text_layers[len(text_layers) - m :], vision_layers[len(vision_layers) - m :]):
-                step_inputs = (text, vision, text_mask, vision_key_mask, vision_mask)
+                step_inputs = (
+                    text, vision, text_mask, vision_key_mask, vision_mask, prefix_key, prefix_value, prefix_mask
+                )
                 if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
-                    text, vision, text_weights, vision_weights, caf_weights = checkpoint(
-                        self._fused_step, text_layer, vision_layer, *step_inputs, output_attentions, use_reentrant=False
+                    step = checkpoint(
+                        self._fused_step,
+                        text_layer,
+                        vision_layer,
+                        *step_inputs,
+                        output_attentions,
+                        previous_layer,
+                        use_reentrant=False,
                     )
                 else:
-                    text, vision, text_weights, vision_weights, caf_weights = self._fused_step(
-                        text_layer, vision_layer, *step_inputs, output_attentions
-                    )
+                    step = self._fused_step(text_layer, vision_layer, *step_inputs, output_attentions, previous_layer)
+                text, vision, text_weights, vision_weights, caf_weights, prefix_key, prefix_value = step
                 if output_attentions:
                     text_attentions.append(text_weights)
                     if vision_weights is not None:
@@ -336,20 +367,33 @@ class HybridTransformer(nn.Module):
         text_mask: torch.Tensor | None,
         vision_key_mask: torch.Tensor | None,
         vision_mask: torch.Tensor | None,
+        prefix_key: torch.Tensor | None,
+        prefix_value: torch.Tensor | None,
+        prefix_mask: torch.Tensor | None,
         need_weights: bool,
+        previous_layer: bool,
     ):
         """One fused layer pair: text attention -> vision layer with the text prefix (PGI) -> text FFN with CAF.
 
-        :return: text and visual states, then (when ``need_weights``) the text, PGI and CAF attention weights
+        :param prefix_key: with ``previous_layer``, the keys the previous text layer computed (else unused)
+        :param prefix_value: likewise its values
+        :param prefix_mask: False at text padding to mask in the prefix; None masks nothing
+        :param previous_layer: the prefix is the previous text layer's (official) rather than this one's (paper)
+        :return: text and visual states, (when ``need_weights``) the text, PGI and CAF attention weights,
+            then this text layer's keys and values (the next layer's prefix with ``previous_layer``)
         """
         attended = text_layer.attend(text, text_mask, need_weights)
         vision_weights = None
         if vision is not None:
+            if not previous_layer:
+                prefix_key, prefix_value = attended.key, attended.value
             vision, vision_weights = vision_layer.forward_with_prefix(
-                vision, vision_key_mask, attended.key, attended.value, text_mask, need_weights
+                vision, vision_key_mask, prefix_key, prefix_value, prefix_mask, need_weights
             )
-        text, caf_weights = text_layer.feed_forward(attended.hidden_states, vision, vision_mask, need_weights)
-        return text, vision, attended.weights, vision_weights, caf_weights
+        text, caf_weights = text_layer.feed_forward(
+            attended.hidden_states, vision, vision_mask, need_weights, attended.context
+        )
+        return text, vision, attended.weights, vision_weights, caf_weights, attended.key, attended.value
 
     # ------------------------------------------------------------------ inputs
     def _check_text(
@@ -426,15 +470,57 @@ class HybridTransformer(nn.Module):
                 )
             if n_images == 0:
                 continue
-            embedded = self._embed_pixels(
-                pixels.reshape(batch * n_images, channels, height, width), (height, width) != (image_size, image_size)
-            )
+            flat = pixels.reshape(batch * n_images, channels, height, width)
+            if self.config.vision_embedding == "tower":
+                embedded = self._embed_pixels(flat, (height, width) != (image_size, image_size))
+            else:
+                embedded = self._embed_patches(flat)
             n_tokens = embedded.shape[1]
-            tokens.append(embedded.reshape(batch, n_images * n_tokens, -1))
+            embedded = embedded.reshape(batch, n_images * n_tokens, -1)
+            if self.group_position_embeddings is not None:
+                embedded = self._add_group_positions(embedded, index, len(groups))
+            tokens.append(embedded)
             token_masks.append(mask.to(torch.bool).repeat_interleave(n_tokens, dim=1))
+        if self.group_position_embeddings is not None:
+            class_token = self._class_token(batch_size)
+            tokens.insert(0, class_token)
+            token_masks.insert(0, torch.ones(batch_size, 1, dtype=torch.bool, device=class_token.device))
         if not tokens:
             return None, None
-        return torch.cat(tokens, dim=1), torch.cat(token_masks, dim=1)
+        vision = torch.cat(tokens, dim=1)
+        if self.config.vision_embedding != "tower" and isinstance(self.vision_model, CLIPVisionModel):
+            vision = self.vision_model.pre_layrnorm(vision)
+        return vision, torch.cat(token_masks, dim=1)
+
+    def _embed_patches(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Patch embeddings only (no class token, no position embeddings), ``(n, n_patches, width)``."""
+        model = self.vision_model
+        if isinstance(model, CLIPVisionModel):
+            projection = model.embeddings.patch_embedding
+        else:
+            projection = model.embeddings.patch_embeddings.projection
+        return projection(pixels.to(projection.weight.dtype)).flatten(2).transpose(1, 2)
+
+    def _add_group_positions(self, embedded: torch.Tensor, index: int, n_groups: int) -> torch.Tensor:
+        """Add group ``index``'s learned positions to its ``(batch, n_tokens, width)`` patch embeddings."""
+        sizes = self.config.group_positions
+        if n_groups != len(sizes):
+            raise ValueError(
+                f"vision_embedding='class_and_groups' was configured for {len(sizes)} pixel groups "
+                f"(group_positions={sizes}), got {n_groups}."
+            )
+        if embedded.shape[1] != sizes[index]:
+            raise ValueError(
+                f"pixel group {index} gives {embedded.shape[1]} visual tokens per item, but group_positions[{index}] "
+                f"= {sizes[index]}; give as many images of that size as the configuration expects."
+            )
+        return embedded + self.group_position_embeddings[index].weight
+
+    def _class_token(self, batch_size: int) -> torch.Tensor:
+        """The vision tower's class embedding, without position, ``(batch, 1, width)``."""
+        embeddings = self.vision_model.embeddings
+        token = embeddings.class_embedding if isinstance(self.vision_model, CLIPVisionModel) else embeddings.cls_token[0, 0]
+        return token.expand(batch_size, 1, -1)
 
     def _embed_pixels(self, pixels: torch.Tensor, interpolate: bool) -> torch.Tensor:
         """Patch + class + position embeddings (and CLIP's pre-norm) of a flat batch of images."""

@@ -16,7 +16,6 @@ For a query :math:`(h, r, ?)` the model reads ``[CLS] <h> [SEP] <r text> <r> [SE
 
 from __future__ import annotations
 
-import difflib
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
@@ -24,6 +23,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from ..data.labels import resolve_entity, resolve_relation
 from .attention import fused_layers, query_images, to_uint8_pixels
 from .explanation import Answer, Explanation, QueryToken
 
@@ -34,31 +34,7 @@ logger = logging.getLogger(__name__)
 Side = Literal["head", "tail"]
 
 
-# ---------------------------------------------------------------------- labels
-def _resolve(kind: str, given: str, label_to_id: Mapping[str, int], texts: Sequence[str]) -> int:
-    """An id from a label, else from a unique (case-insensitive) name/text; errors suggest close labels."""
-    if given in label_to_id:
-        return label_to_id[given]
-    matches = [i for i, text in enumerate(texts) if text.strip().lower() == given.strip().lower()]
-    if len(matches) == 1:
-        return matches[0]
-    id_to_label = {i: label for label, i in label_to_id.items()}
-    if len(matches) > 1:
-        options = ", ".join(f"{id_to_label[i]!r}" for i in matches[:10])
-        raise ValueError(f"The {kind} name {given!r} is ambiguous: {len(matches)} {kind}s are named so ({options}); give a label.")
-    close = difflib.get_close_matches(given, [*label_to_id, *texts], n=5)
-    hint = f" Close: {', '.join(map(repr, close))}." if close else ""
-    raise ValueError(f"Unknown {kind} {given!r}: neither a label nor the name of one of the {len(label_to_id)} {kind}s.{hint}")
-
-
-def resolve_entity(factory: Any, given: str) -> int:
-    """The id of an entity given by label or by its (unique) name."""
-    return _resolve("entity", given, factory.entity_to_id, factory.entity_names)
-
-
-def resolve_relation(factory: Any, given: str) -> int:
-    """The id of a (real) relation given by label or by its (unique) text."""
-    return _resolve("relation", given, factory.relation_to_id, factory.relation_texts)
+# labels: resolve_entity / resolve_relation live in pykeen_mkgformer.data.labels (shared with `predict`)
 
 
 # ---------------------------------------------------------------------- tokens
@@ -142,7 +118,7 @@ def _first_images(model: Any, entities: Sequence[int]) -> list[np.ndarray | None
 
 def _slot_sources(model: Any, factory: Any, entity: int) -> list[str]:
     """The files that fill the entity's image slots, in order (unusable files skipped, as the cache does)."""
-    skipped = {path for path, _ in model.images.cache.skipped}
+    skipped = {path for path, _ in model.images.skipped}
     paths = [path for path in factory.entity_images[entity][: model.images.layout.max_images] if path not in skipped]
     return paths
 

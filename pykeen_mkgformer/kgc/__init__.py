@@ -5,6 +5,12 @@
 - :mod:`.representation`: entity token embeddings, entity images
 - :mod:`.inputs`: tokenizer, pre-tokenised texts, vectorised query assembly
 - :class:`EntityModeling` (:mod:`.entity_modeling`): stage 1
+- :class:`KGCRecipe` (:mod:`.recipe`): the plugin's or the official code's inputs, initialisation and stage 1
+- :class:`SmoothedSoftmaxCrossEntropyLoss` (:mod:`.losses`) and the training callbacks of :mod:`.training`
+  (``linearwarmup``, ``decoupledweightdecay``): the official recipe's loss, schedule and AdamW groups
+- :mod:`.new_entities`: :func:`add_entities` (new entities after training), :func:`extend_triples_factory`
+- :mod:`.prediction`: ``pykeen-mkgformer predict`` (:func:`predict`, :func:`load_model`)
+- :mod:`.inductive`: :func:`evaluate_new_entities` (held-out entities, PyKEEN's filtered evaluator)
 
 Names are imported on first access (PEP 562), so that PyKEEN can register :class:`MKGformer`
 while it builds its model resolver without importing transformers' models.
@@ -19,6 +25,10 @@ __all__ = [
     "MKGformer",
     "MKGformerInteraction",
     "EntityModeling",
+    "KGCRecipe",
+    "SmoothedSoftmaxCrossEntropyLoss",
+    "LinearWarmupTrainingCallback",
+    "DecoupledWeightDecayTrainingCallback",
     "EntityImages",
     "EntityTokenRepresentation",
     "QueryAssembler",
@@ -27,12 +37,22 @@ __all__ = [
     "tiny_text_encoder",
     "tiny_vision_encoder",
     "tiny_model_kwargs",
+    "NewEntityError",
+    "add_entities",
+    "extend_triples_factory",
+    "read_new_entities",
+    "predict",
+    "load_model",
 ]
 
 _WHERE = {
     "MKGformer": ".model",
     "MKGformerInteraction": ".interaction",
     "EntityModeling": ".entity_modeling",
+    "KGCRecipe": ".recipe",
+    "SmoothedSoftmaxCrossEntropyLoss": ".losses",
+    "LinearWarmupTrainingCallback": ".training",
+    "DecoupledWeightDecayTrainingCallback": ".training",
     "EntityImages": ".representation",
     "EntityTokenRepresentation": ".representation",
     "QueryAssembler": ".inputs",
@@ -41,6 +61,12 @@ _WHERE = {
     "tiny_text_encoder": ".presets",
     "tiny_vision_encoder": ".presets",
     "tiny_model_kwargs": ".presets",
+    "NewEntityError": ".new_entities",
+    "add_entities": ".new_entities",
+    "extend_triples_factory": ".new_entities",
+    "read_new_entities": ".new_entities",
+    "predict": ".prediction",
+    "load_model": ".prediction",
 }
 
 

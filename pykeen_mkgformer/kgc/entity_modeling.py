@@ -14,6 +14,12 @@ word embedding matrix): every other parameter is frozen, and the gradient of the
 vocabulary's rows is masked to zero, so they do not move (Adam without weight decay leaves a
 parameter with zero gradient untouched).
 
+The official recipe (:meth:`~pykeen_mkgformer.kgc.recipe.KGCRecipe.official`) differs: its loss is
+the label-smoothed cross-entropy of :class:`~pykeen_mkgformer.kgc.losses.SmoothedSoftmaxCrossEntropyLoss`
+(:math:`\varepsilon = 0.1`), **all** rows of the word embedding matrix train, with AdamW (weight
+decay 0.01) and a linear warm-up over the first 10% of the steps, then a linear decay.
+
+
 Stage 1 runs once, wherever training starts (see :meth:`pykeen_mkgformer.kgc.MKGformer.run_entity_modeling`).
 It is deterministic and leaves PyTorch's global random state as it found it: the entity order comes
 from a private :class:`torch.Generator` seeded with :attr:`EntityModeling.seed` (by default the
@@ -40,12 +46,15 @@ contributes a zero gradient.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
 from torch.nn import functional
 from tqdm.auto import tqdm
+
+from .losses import smoothed_softmax_cross_entropy
 
 if TYPE_CHECKING:
     from .model import MKGformer
@@ -67,10 +76,20 @@ class EntityModeling:
     lr: float = 5e-4
     #: show a progress bar
     progress: bool = True
+    #: ``"new"``: only the entity / relation token rows train; ``"all"``: every row (official)
+    rows: str = "new"
+    #: label smoothing of the official loss (0: plain cross-entropy)
+    smoothing: float = 0.0
+    #: AdamW's decoupled weight decay on the trained rows
+    weight_decay: float = 0.0
+    #: linear warm-up over this share of all steps, then linear decay; None: constant rate
+    warmup_ratio: float | None = None
     #: seed of the entity order and of dropout; None: the model's ``random_seed`` (0 if it has none)
     seed: int | None = None
 
     def __post_init__(self) -> None:
+        if self.rows not in ("new", "all"):
+            raise ValueError(f"rows must be 'new' or 'all', got {self.rows!r}.")
         if self.epochs < 0 or self.batch_size < 1 or self.lr <= 0:
             raise ValueError(
                 f"entity modeling needs epochs >= 0, batch_size >= 1 and lr > 0; got epochs={self.epochs}, "
@@ -82,7 +101,8 @@ class EntityModeling:
 
         :param model: the model
         :param entities: the ids of the entities to model (each epoch is one pass over them, scored
-            against *all* entities); None: every entity
+            against *all* entities), and with ``rows="new"`` the only token rows that move (e.g.
+            entities added after training); None: every entity, and every entity and relation row
         :raises ValueError: for entity ids outside ``0 .. num_entities - 1`` or repeated ids
 
         Under :mod:`torch.distributed` every rank must call this with the same arguments (see the
@@ -110,12 +130,31 @@ class EntityModeling:
         weight = word_embeddings.weight
         offset = model.queries.entity_token_offset
         new_rows = torch.zeros(weight.shape[0], 1, dtype=weight.dtype, device=weight.device)
-        new_rows[offset:] = 1.0
+        subset = entities.numel() < num_entities
+        if subset:
+            new_rows[entities.to(weight.device) + offset] = 1.0
+        else:
+            new_rows[offset:] = 1.0
         previous = {name: p.requires_grad for name, p in model.named_parameters()}
         for p in model.parameters():
             p.requires_grad_(p is weight)
-        handle = weight.register_hook(lambda grad: grad * new_rows)
-        optimizer = torch.optim.Adam([weight], lr=self.lr, weight_decay=0.0)
+        handle = weight.register_hook(lambda grad: grad * new_rows) if self.rows == "new" else None
+        # with only the new rows training, their decay is applied by hand (AdamW would decay every row)
+        decay_by_hand = self.rows == "new" and self.weight_decay > 0
+        if self.weight_decay or self.warmup_ratio is not None:
+            optimizer = torch.optim.AdamW(
+                [weight], lr=self.lr, eps=1e-8, weight_decay=0.0 if decay_by_hand else self.weight_decay
+            )
+        else:
+            optimizer = torch.optim.Adam([weight], lr=self.lr, weight_decay=0.0)
+        scheduler = None
+        if self.warmup_ratio is not None:
+            from .training import linear_warmup_factor
+
+            total_steps = self.epochs * math.ceil(entities.numel() / self.batch_size)
+            scheduler = torch.optim.lr_scheduler.LambdaLR(
+                optimizer, lambda step: linear_warmup_factor(step, total_steps, total_steps * self.warmup_ratio)
+            )
         was_training = model.training
         # nn.Module.train, not MKGformer.train: that one would start stage 1 again
         torch.nn.Module.train(model, True)
@@ -123,6 +162,7 @@ class EntityModeling:
         device = weight.device
         generator = torch.Generator().manual_seed(seed)
         fork_devices = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+        first_reduced_row = offset if self.rows == "new" else 0
         try:
             with torch.random.fork_rng(devices=fork_devices), torch.enable_grad():
                 # each rank its own dropout stream; the entity order comes from `generator`, the same everywhere
@@ -141,20 +181,30 @@ class EntityModeling:
                         shard = batch[rank::world].to(device)
                         optimizer.zero_grad(set_to_none=True)
                         if shard.numel():
-                            loss_sum = functional.cross_entropy(self.logits(model, shard), shard, reduction="sum")
+                            logits = self.logits(model, shard)
+                            if self.smoothing:
+                                loss_sum = smoothed_softmax_cross_entropy(logits, shard, self.smoothing).sum()
+                            else:
+                                loss_sum = functional.cross_entropy(logits, shard, reduction="sum")
                             (loss_sum / batch.numel()).backward()
                             total += loss_sum.detach().double()
                         if world > 1:
                             if weight.grad is None:
                                 weight.grad = torch.zeros_like(weight)
-                            torch.distributed.all_reduce(weight.grad[offset:])
+                            torch.distributed.all_reduce(weight.grad[first_reduced_row:])
+                        if decay_by_hand:
+                            with torch.no_grad():
+                                weight.mul_(1.0 - optimizer.param_groups[0]["lr"] * self.weight_decay * new_rows)
                         optimizer.step()
+                        if scheduler is not None:
+                            scheduler.step()
                     if world > 1:
                         torch.distributed.all_reduce(total)
                     losses.append(float(total) / order.numel())
                     epochs.set_postfix(loss=losses[-1])
         finally:
-            handle.remove()
+            if handle is not None:
+                handle.remove()
             optimizer.zero_grad(set_to_none=True)
             for name, p in model.named_parameters():
                 p.requires_grad_(previous[name])

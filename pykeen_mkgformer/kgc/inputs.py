@@ -18,6 +18,14 @@ and the text tower's word embeddings are resized to match. The two query layouts
 
 Both are cut to ``max_seq_length`` by shortening the texts (entity text first, then relation text);
 the special and entity/relation tokens are never cut.
+
+``query_format="official"`` gives the official code's strings instead (``MKG/data/processor.py``):
+stage 1 ``[CLS] the description of [MASK] is that <e text> . [SEP]`` (cut from its end), and a head
+query ``(?, r, t)`` is ``[CLS] [MASK] [SEP] <r text> <r token> [SEP] <t token> <t text> [SEP]`` with
+the *forward* relation's text and token, cut as transformers' ``longest_first`` cuts the pair
+(``[MASK] [SEP] <r text> <r token>``, ``<t token> <t text>``): the longer part loses its last token
+first, ties from the second part; when the first part is cut, its last token, the relation token, goes
+first, as in the official code. Tail queries are the same in both formats.
 """
 
 from __future__ import annotations
@@ -205,6 +213,7 @@ class QueryAssembler(nn.Module):
         entity_texts: Sequence[str],
         relation_texts: Sequence[str],
         max_seq_length: int,
+        query_format: str = "plugin",
     ):
         """Tokenise every text once.
 
@@ -212,8 +221,12 @@ class QueryAssembler(nn.Module):
         :param entity_texts: one text per entity id
         :param relation_texts: one text per *directed* relation id (forward and inverse)
         :param max_seq_length: the longest query, special and entity/relation tokens included
+        :param query_format: ``"plugin"`` or ``"official"`` (see the module docstring)
         """
         super().__init__()
+        if query_format not in ("plugin", "official"):
+            raise ValueError(f"query_format must be 'plugin' or 'official', got {query_format!r}.")
+        self.query_format = query_format
         if max_seq_length < 8:
             raise ValueError(f"max_seq_length must be at least 8 (the query's fixed tokens), got {max_seq_length}.")
         self.max_seq_length = max_seq_length
@@ -232,6 +245,26 @@ class QueryAssembler(nn.Module):
         self.register_buffer("relation_text_lengths", relations.lengths, persistent=False)
         is_ids = tokenizer("is", add_special_tokens=False)["input_ids"]
         self.register_buffer("is_ids", torch.as_tensor(is_ids, dtype=torch.long), persistent=False)
+        # the official stage-1 sentence around the mask and the text
+        for name, text in (("description_ids", "The description of"), ("is_that_ids", "is that"), ("period_ids", ".")):
+            ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+            self.register_buffer(name, torch.as_tensor(ids, dtype=torch.long), persistent=False)
+
+    def add_entity_texts(self, tokenizer: PreTrainedTokenizerBase, texts: Sequence[str]) -> None:
+        """Tokenise the texts of new entities (ids ``num_entities ..``) and append them; the relation tokens move up."""
+        if len(tokenizer) != self.base_vocab_size:
+            raise ValueError(
+                f"The tokenizer has {len(tokenizer)} tokens, but the model was built with {self.base_vocab_size}."
+            )
+        added = TokenizedTexts.from_texts(tokenizer, texts, max_length=self.max_seq_length)
+        old = self.entity_text_ids
+        width = max(old.shape[1], added.ids.shape[1])
+        ids = torch.full((old.shape[0] + added.ids.shape[0], width), self.pad_id, dtype=torch.long, device=old.device)
+        ids[: old.shape[0], : old.shape[1]] = old
+        ids[old.shape[0] :, : added.ids.shape[1]] = added.ids.to(old.device)
+        self.entity_text_ids = ids
+        self.entity_text_lengths = torch.cat([self.entity_text_lengths, added.lengths.to(old.device)])
+        self.num_entities += len(texts)
 
     # ------------------------------------------------------------------ vocabulary layout
     @property
@@ -261,6 +294,11 @@ class QueryAssembler(nn.Module):
         :param known_entities: ``(batch,)`` the known entity of each query
         :param directed_relations: ``(batch,)`` directed relation ids (forward ``2r``, inverse ``2r + 1``)
         """
+        if self.query_format == "official":
+            return self._official_link_prediction(known_entities, directed_relations)
+        return self._tail_query(known_entities, directed_relations)
+
+    def _tail_query(self, known_entities: torch.LongTensor, directed_relations: torch.LongTensor) -> QueryBatch:
         batch_size = known_entities.shape[0]
         budget = self.max_seq_length - 7
         relation_lengths = self.relation_text_lengths[directed_relations].clamp(max=budget)
@@ -279,8 +317,60 @@ class QueryAssembler(nn.Module):
         input_ids, attention_mask, starts = concatenate_segments(segments, pad_id=self.pad_id)
         return QueryBatch(input_ids=input_ids, attention_mask=attention_mask, mask_position=starts[:, 6])
 
+    def _official_link_prediction(
+        self, known_entities: torch.LongTensor, directed_relations: torch.LongTensor
+    ) -> QueryBatch:
+        """Tail queries as :meth:`_tail_query`; head queries (odd ids) in the official head layout."""
+        tail = self._tail_query(known_entities, directed_relations)
+        head_side = directed_relations % 2 == 1
+        if not bool(head_side.any()):
+            return tail
+        head = self._official_head_query(known_entities, directed_relations - head_side.long())
+        width = max(tail.input_ids.shape[1], head.input_ids.shape[1])
+        pad = lambda x, value: torch.nn.functional.pad(x, (0, width - x.shape[1]), value=value)  # noqa: E731
+        rows = head_side.unsqueeze(1)
+        return QueryBatch(
+            input_ids=torch.where(rows, pad(head.input_ids, self.pad_id), pad(tail.input_ids, self.pad_id)),
+            attention_mask=torch.where(rows, pad(head.attention_mask, 0), pad(tail.attention_mask, 0)),
+            mask_position=torch.where(head_side, head.mask_position, tail.mask_position),
+        )
+
+    def _official_head_query(self, known_entities: torch.LongTensor, forward_relations: torch.LongTensor) -> QueryBatch:
+        """``[CLS] [MASK] [SEP] <r text> <r> [SEP] <t> <t text> [SEP]``, cut like ``longest_first``."""
+        batch_size = known_entities.shape[0]
+        relation_lengths = self.relation_text_lengths[forward_relations]
+        entity_lengths = self.entity_text_lengths[known_entities]
+        first = 3 + relation_lengths  # [MASK] [SEP] <r text> <r>
+        second = 1 + entity_lengths  # <t> <t text>
+        remove = (first + second - (self.max_seq_length - 3)).clamp(min=0)
+        # the longer part loses tokens until both are equal, then they alternate, the second part first
+        from_first = torch.minimum(remove, (first - second).clamp(min=0))
+        from_second = torch.minimum(remove, (second - first).clamp(min=0))
+        rest = remove - from_first - from_second
+        from_first = from_first + rest // 2
+        from_second = from_second + rest - rest // 2
+        keep_relation_token = (from_first == 0).long()
+        relation_lengths = (relation_lengths - (from_first - 1).clamp(min=0)).clamp(min=0)
+        entity_lengths = (entity_lengths - from_second).clamp(min=0)
+        relation_token = forward_relations + self.relation_token_offset
+        segments = [
+            self._constant(self.cls_id, batch_size),
+            self._constant(self.mask_id, batch_size),
+            self._constant(self.sep_id, batch_size),
+            (self.relation_text_ids[forward_relations], relation_lengths),
+            (relation_token.unsqueeze(1), keep_relation_token),
+            self._constant(self.sep_id, batch_size),
+            self._constant(known_entities + self.entity_token_offset, batch_size),
+            (self.entity_text_ids[known_entities], entity_lengths),
+            self._constant(self.sep_id, batch_size),
+        ]
+        input_ids, attention_mask, starts = concatenate_segments(segments, pad_id=self.pad_id)
+        return QueryBatch(input_ids=input_ids, attention_mask=attention_mask, mask_position=starts[:, 1])
+
     def entity_modeling(self, entities: torch.LongTensor) -> QueryBatch:
-        """``[CLS] [MASK] is <e text> [SEP]`` for each entity ``e`` (stage 1)."""
+        """``[CLS] [MASK] is <e text> [SEP]`` for each entity ``e`` (stage 1); the official sentence with ``"official"``."""
+        if self.query_format == "official":
+            return self._official_entity_modeling(entities)
         batch_size = entities.shape[0]
         is_ids = self.is_ids.unsqueeze(0).expand(batch_size, -1)
         is_lengths = torch.full((batch_size,), self.is_ids.shape[0], dtype=torch.long, device=is_ids.device)
@@ -294,3 +384,29 @@ class QueryAssembler(nn.Module):
         ]
         input_ids, attention_mask, starts = concatenate_segments(segments, pad_id=self.pad_id)
         return QueryBatch(input_ids=input_ids, attention_mask=attention_mask, mask_position=starts[:, 1])
+
+    def _official_entity_modeling(self, entities: torch.LongTensor) -> QueryBatch:
+        """``[CLS] the description of [MASK] is that <e text> . [SEP]``, cut from its end (the period first)."""
+        batch_size = entities.shape[0]
+        device = self.entity_text_ids.device
+
+        def fixed(ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            return ids.unsqueeze(0).expand(batch_size, -1), torch.full((batch_size,), ids.shape[0], device=device)
+
+        room = self.max_seq_length - 3 - self.description_ids.shape[0] - self.is_that_ids.shape[0]
+        text_lengths = self.entity_text_lengths[entities]
+        period = self.period_ids.shape[0]
+        keep_period = (text_lengths + period <= room).long() * period
+        text_lengths = torch.minimum(text_lengths, (room - keep_period).clamp(min=0))
+        period_ids, _ = fixed(self.period_ids)
+        segments = [
+            self._constant(self.cls_id, batch_size),
+            fixed(self.description_ids),
+            self._constant(self.mask_id, batch_size),
+            fixed(self.is_that_ids),
+            (self.entity_text_ids[entities], text_lengths),
+            (period_ids, keep_period),
+            self._constant(self.sep_id, batch_size),
+        ]
+        input_ids, attention_mask, starts = concatenate_segments(segments, pad_id=self.pad_id)
+        return QueryBatch(input_ids=input_ids, attention_mask=attention_mask, mask_position=starts[:, 2])

@@ -111,6 +111,9 @@ class MKGformer(Model):
         fusion_layers: int = 3,
         use_pgi: bool = True,
         use_caf: bool = True,
+        fusion_variant: str = "paper",
+        fusion_kwargs: Mapping[str, Any] | None = None,
+        recipe: Any = None,
         dropout: float | None = None,
         max_images: int | None = None,
         image_layout: Any = None,
@@ -141,6 +144,13 @@ class MKGformer(Model):
         :param fusion_layers: M, the number of last layers fused (the paper: 3; the official code: 4)
         :param use_pgi: prefix-guided interaction (text prefix in vision attention)
         :param use_caf: correlation-aware fusion (visual states in the text FFN)
+        :param fusion_variant: ``"paper"`` (the equations as written) or ``"official"`` (exactly what the
+            official code computes); see :class:`~pykeen_mkgformer.encoder.HybridConfig`
+        :param fusion_kwargs: individual fusion switches of :class:`~pykeen_mkgformer.encoder.HybridConfig`
+            that override the variant's (e.g. ``{"mask_text_padding": True}``)
+        :param recipe: ``"plugin"`` (default), ``"official"`` or a dict of
+            :class:`~pykeen_mkgformer.kgc.recipe.KGCRecipe` fields: query strings, token and MLM-transform
+            initialisation, stage-1 loss / rows / AdamW / warm-up as the official code or as this plugin
         :param dropout: if given, the dropout of both towers (hidden and attention) and of the fusion
         :param max_images: images per entity, all at the vision tower's image size (0: text only); ignored
             when ``image_layout`` is given
@@ -163,9 +173,13 @@ class MKGformer(Model):
         from .inputs import QueryAssembler, build_tokenizer
         from .presets import resolve_encoder
 
+        from . import training as _training  # noqa: F401  (registers the recipe's training callbacks)
+        from .recipe import resolve_recipe
+
         text_encoder = resolve_encoder(text_encoder, "text")
         vision_encoder = resolve_encoder(vision_encoder, "vision")
         _check_multimodal(triples_factory)
+        self.recipe = resolve_recipe(recipe)
         super().__init__(triples_factory=triples_factory, loss=loss, loss_kwargs=loss_kwargs, **kwargs)
         if description not in ("name", "description"):
             raise ValueError(f"description must be 'name' or 'description', got {description!r}.")
@@ -184,6 +198,8 @@ class MKGformer(Model):
             fusion_layers=fusion_layers,
             use_pgi=use_pgi,
             use_caf=use_caf,
+            fusion_variant=fusion_variant,
+            fusion_kwargs=dict(fusion_kwargs or {}),
             dropout=dropout,
         )
         tokenizer = build_tokenizer(
@@ -193,7 +209,20 @@ class MKGformer(Model):
             vocab_size=tokenizer_vocab_size,
         )
         self.queries = QueryAssembler(
-            tokenizer, entity_texts=entity_texts, relation_texts=relation_texts, max_seq_length=max_seq_length
+            tokenizer,
+            entity_texts=entity_texts,
+            relation_texts=relation_texts,
+            max_seq_length=max_seq_length,
+            query_format=self.recipe.query_format,
+        )
+        #: the tokenizer of the text tower (kept for :meth:`add_entities`)
+        self.tokenizer = tokenizer
+        #: which entity text the queries read (``"description"`` or ``"name"``)
+        self.description_mode = description
+        #: the entity and relation labels, texts and images by id, without triples: pass it as
+        #: ``triples_factory=`` of :func:`pykeen.predict.predict_target`; :meth:`add_entities` extends it
+        self.label_factory = triples_factory.clone_and_exchange_triples(
+            mapped_triples=torch.empty((0, 3), dtype=torch.long)
         )
         self.interaction = self._build_interaction()
         max_positions = getattr(self.interaction.encoder.text_config, "max_position_embeddings", None)
@@ -222,6 +251,10 @@ class MKGformer(Model):
             batch_size=entity_modeling_batch_size,
             lr=entity_modeling_lr,
             progress=progress,
+            rows=self.recipe.entity_modeling_rows,
+            smoothing=self.recipe.entity_modeling_smoothing,
+            weight_decay=self.recipe.entity_modeling_weight_decay,
+            warmup_ratio=self.recipe.entity_modeling_warmup_ratio,
         )
         self.register_buffer("entity_modeling_done", torch.zeros((), dtype=torch.bool))
         self._entity_modeling_pending = True
@@ -257,27 +290,31 @@ class MKGformer(Model):
             fusion_layers=spec["fusion_layers"],
             use_pgi=spec["use_pgi"],
             use_caf=spec["use_caf"],
-            fusion_dropout=spec["dropout"] if spec["dropout"] is not None else 0.1,
+            fusion_dropout=spec["dropout"],  # None: the variant's (paper 0.1, official 0)
+            fusion_variant=spec["fusion_variant"],
+            **spec["fusion_kwargs"],
         )
         encoder = HybridTransformer(config, text_model=text_model, vision_model=vision_model)
         # new rows get the tower's ordinary random init; the entity/relation rows are then set from their texts
         encoder.text_model.resize_token_embeddings(self.queries.vocab_size, mean_resizing=False)
         word_embeddings = encoder.get_input_embeddings()
         queries = self.queries
-        initialize_token_rows_from_text(
-            word_embeddings,
-            rows=torch.arange(queries.num_entities) + queries.entity_token_offset,
-            text_ids=queries.entity_text_ids.cpu(),
-            text_lengths=queries.entity_text_lengths.cpu(),
-        )
-        initialize_token_rows_from_text(
-            word_embeddings,
-            rows=torch.arange(queries.num_directed_relations) + queries.relation_token_offset,
-            text_ids=queries.relation_text_ids.cpu(),
-            text_lengths=queries.relation_text_lengths.cpu(),
-        )
+        text_mean = self.recipe.token_init == "text_mean"  # else: the resize's N(0, initializer_range) rows
+        if text_mean:
+            initialize_token_rows_from_text(
+                word_embeddings,
+                rows=torch.arange(queries.num_entities) + queries.entity_token_offset,
+                text_ids=queries.entity_text_ids.cpu(),
+                text_lengths=queries.entity_text_lengths.cpu(),
+            )
+            initialize_token_rows_from_text(
+                word_embeddings,
+                rows=torch.arange(queries.num_directed_relations) + queries.relation_token_offset,
+                text_ids=queries.relation_text_ids.cpu(),
+                text_lengths=queries.relation_text_lengths.cpu(),
+            )
         transform = BertPredictionHeadTransform(encoder.text_config)
-        if text_model is not None:
+        if text_model is not None and self.recipe.mlm_transform == "pretrained":
             state = _pretrained_mlm_transform(spec["text_encoder"])
             if state is not None:
                 transform.load_state_dict(state)
@@ -325,7 +362,9 @@ class MKGformer(Model):
     def _reset_parameters_(self) -> None:  # noqa: D102
         # PyKEEN resets at the start of every (non-continued) training. Weights that are still as built
         # (pretrained + text-initialised tokens, stage 1 included) are kept; otherwise rebuild them.
-        if self._parameter_versions() == self._initial_versions:
+        # None: the weights are a new starting point (add_entities), kept until they change again.
+        if self._initial_versions is None or self._parameter_versions() == self._initial_versions:
+            self._initial_versions = self._parameter_versions()
             return
         fresh = self._build_interaction()
         self.interaction.load_state_dict(fresh.state_dict())
@@ -371,6 +410,27 @@ class MKGformer(Model):
         # stage 1 is part of the initialisation: a reset right after it keeps its result
         self._initial_versions = self._parameter_versions()
         return losses
+
+    # ------------------------------------------------------------------ new entities
+    def add_entities(
+        self,
+        labels: Sequence[str],
+        descriptions: Sequence[str] | Mapping[str, str],
+        images: Sequence[Sequence[str | Path]] | Mapping[str, Sequence[str | Path]] | None = None,
+        *,
+        entity_modeling_epochs: int = 0,
+        **kwargs: Any,
+    ) -> dict[str, int]:
+        """Add entities after training, from their text and images; returns label -> id.
+
+        See :func:`pykeen_mkgformer.kgc.new_entities.add_entities` (stage 1 on the new rows only with
+        ``entity_modeling_epochs``; ``names``, ``tokenizer``, ...).
+        """
+        from .new_entities import add_entities
+
+        return add_entities(
+            self, labels, descriptions, images, entity_modeling_epochs=entity_modeling_epochs, **kwargs
+        )
 
     # ------------------------------------------------------------------ scoring
     def _directed_relations(self, relations: LongTensor, *, head_side: bool) -> LongTensor:
@@ -618,6 +678,10 @@ def _build_images(
         image_paths, processor=image_processor_for(source), layout=layout, cache_dir=cache_dir, progress=progress
     )
 
+
+# the official recipe's loss, registered with PyKEEN's loss resolver for experiment files (the training
+# callbacks register when a model is built: importing pykeen.training here would be circular)
+from . import losses as _losses  # noqa: E402,F401
 
 # when this module is what imported pykeen.models, the resolver hook could not register the class yet
 from ..registration import ensure_registered  # noqa: E402

@@ -123,7 +123,12 @@ class EntityImages:
         self.layout = layout
         self.cache_dir = None if cache_dir is None else str(cache_dir)
         self.progress = progress
+        #: images of entities added after construction (:meth:`extend`), one list per call, in id order
+        self.extra_image_paths: list[list[tuple[str, ...]]] = []
+        #: their unusable files, ``(path, reason)``, per call
+        self.extra_skipped: list[list[tuple[str, str]]] = []
         self._cache = None
+        self._extra_caches: list[Any] | None = None
         self._open()
 
     def _open(self):
@@ -137,28 +142,109 @@ class EntityImages:
                 cache_dir=self.cache_dir,
                 progress=self.progress,
             )
+        if getattr(self, "_extra_caches", None) is None:
+            self._extra_caches = [self._new_cache(paths) for paths in getattr(self, "extra_image_paths", [])]
         return self._cache
+
+    def _new_cache(self, image_paths: Sequence[Sequence[str]]):
+        from ..data.images import PixelCache
+
+        return PixelCache(
+            image_paths, processor=self.processor, layout=self.layout, cache_dir=self.cache_dir, progress=self.progress
+        )
 
     @property
     def cache(self):
-        """The underlying pixel cache (opened on demand)."""
+        """The pixel cache of the entities the model was built with (opened on demand)."""
         return self._open()
+
+    @property
+    def num_entities(self) -> int:
+        """Entities covered: those of construction and those added with :meth:`extend`."""
+        return len(self.image_paths) + sum(map(len, getattr(self, "extra_image_paths", [])))
+
+    def _parts(self) -> list[tuple[int, Any]]:
+        """``(first entity id, pixel cache)`` of the construction-time cache and of each extension."""
+        self._open()
+        parts = [(0, self._cache)]
+        start = len(self.image_paths)
+        for paths, cache in zip(self.extra_image_paths, self._extra_caches, strict=True):
+            parts.append((start, cache))
+            start += len(paths)
+        return parts
+
+    def extend(self, image_paths: Sequence[Sequence[str]]) -> list[tuple[str, str]]:
+        """Add the images of new entities (ids following the current ones); return the skipped files ``(path, reason)``.
+
+        The new entities get their own pixel cache (same processor, layout and cache folder), so the
+        existing cache stays untouched and valid.
+        """
+        from ..data.decoding import file_digest
+
+        self._open()
+        paths = [tuple(str(p) for p in item) for item in image_paths]
+        cache = self._new_cache(paths)
+        self.extra_image_paths.append(paths)
+        self._extra_caches.append(cache)
+        # the cache records the names of its first build (entries are keyed by content): name this call's files
+        used = list(dict.fromkeys(p for item in paths for p in item[: self.layout.max_images]))
+        unusable = {p: digest.split(":", 1)[1] for p in used if (digest := file_digest(p)).startswith("unusable:")}
+        recorded = dict(cache.skipped)
+        skipped = [(p, unusable.get(p) or recorded[p]) for p in used if p in unusable or p in recorded]
+        if len(skipped) < len(cache.skipped):
+            logger.warning("%d more images were skipped (see EntityImages.skipped)", len(cache.skipped) - len(skipped))
+        self.extra_skipped.append(skipped)
+        return skipped
+
+    @property
+    def skipped(self) -> list[tuple[str, str]]:
+        """Image files that could not be used, ``(path, reason)``, over all caches."""
+        return [*self.cache.skipped, *(entry for entries in self.extra_skipped for entry in entries)]
 
     def num_images(self, entity: int) -> int:
         """How many images an entity has (after capping to the layout and skipping bad files)."""
-        return self.cache.num_images(entity)
+        for start, cache in reversed(self._parts()):
+            if entity >= start:
+                return cache.num_images(entity - start)
+        raise IndexError(entity)
 
     def lookup(
         self, entities: torch.LongTensor, device: torch.device | None = None
     ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Pixel values (one ``(batch, count, 3, side, side)`` tensor per resolution) and image masks of these entities."""
         # uint8 pixels travel to the device and are normalised there
-        return self.cache.lookup(entities.detach(), device=device if device is not None else entities.device)
+        device = device if device is not None else entities.device
+        entities = entities.detach()
+        parts = self._parts()
+        if len(parts) == 1:
+            return self._cache.lookup(entities, device=device)
+        cpu = entities.view(-1).cpu()
+        pixel_values: list[torch.Tensor] | None = None
+        image_mask: list[torch.Tensor] | None = None
+        for number, (start, cache) in enumerate(parts):
+            stop = parts[number + 1][0] if number + 1 < len(parts) else self.num_entities
+            where = ((cpu >= start) & (cpu < stop)).nonzero().view(-1)
+            if not where.numel():
+                continue
+            values, masks = cache.lookup(cpu[where] - start, device=device)
+            if pixel_values is None:
+                pixel_values = [v.new_zeros((cpu.shape[0], *v.shape[1:])) for v in values]
+                image_mask = [m.new_zeros((cpu.shape[0], *m.shape[1:])) for m in masks]
+            rows = where.to(device)
+            for target, value in zip(pixel_values, values, strict=True):
+                target[rows] = value
+            for target, mask in zip(image_mask, masks, strict=True):
+                target[rows] = mask
+        if pixel_values is None:  # an empty batch
+            return self._cache.lookup(entities, device=device)
+        return pixel_values, image_mask
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_cache"] = None
+        state["_extra_caches"] = None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
+        # models saved before entities could be added have no extensions
+        self.__dict__.update({"extra_image_paths": [], "extra_skipped": [], "_extra_caches": None, **state})

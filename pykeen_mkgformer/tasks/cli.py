@@ -38,6 +38,11 @@ def task_command(group: click.Group, task_class: type[Task], help_text: str, def
     @click.option("--images", type=click.Path(file_okay=False, path_type=Path), default=None, help="Image folder [default: DATA/images].")
     @click.option("--crops", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
                   help="Folder of object crops <image stem>_<n>.jpg, used as extra images.")
+    @click.option("--fusion-variant", type=click.Choice(["paper", "official"]), default="paper", show_default=True,
+                  help="'paper': the equations as written; 'official': the official MRE/MNER encoder, whose vision "
+                       "input is a class token and the object crops (--crops) at 4 and 2 patches a side.")
+    @click.option("--small-crops", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+                  help="Official variant: folder of the small crops (the official rcnn crops) [default: --crops].")
     @click.option("--device", default="cpu", show_default=True)
     def command(**kwargs) -> None:
         try:

@@ -8,8 +8,9 @@ images) or the path of a JSON config file with a ``model_type``.
 
 from __future__ import annotations
 
+import copy
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from transformers import (
@@ -42,6 +43,8 @@ class EncoderBundle:
     image_processor: BaseImageProcessor
     #: how the vision tower was chosen, for metrics.json
     description: dict
+    #: ``fusion_variant="official"``: one processor per crop group (4 and 2 patches a side)
+    crop_processors: list[BaseImageProcessor] = field(default_factory=list)
 
 
 def tiny_vision_config() -> CLIPVisionConfig:
@@ -74,32 +77,64 @@ def _processor_for_config(config: PretrainedConfig) -> BaseImageProcessor:
     return ViTImageProcessorPil(size={"height": size, "width": size})
 
 
-def load_encoder(text: str | Path, vision: str | Path = TINY, *, fusion_layers: int | None = None) -> EncoderBundle:
+def _resized(processor: BaseImageProcessor, side: int) -> BaseImageProcessor:
+    """A copy of ``processor`` that resizes (and centre-crops, where it crops) to ``side`` px."""
+    resized = copy.deepcopy(processor)
+    if getattr(resized, "do_center_crop", False):
+        resized.size = {"shortest_edge": side}
+        resized.crop_size = {"height": side, "width": side}
+    else:
+        resized.size = {"height": side, "width": side}
+    return resized
+
+
+def load_encoder(
+    text: str | Path,
+    vision: str | Path = TINY,
+    *,
+    fusion_layers: int | None = None,
+    fusion_variant: str = "paper",
+) -> EncoderBundle:
     """Load the text checkpoint (and its tokenizer) and the vision tower, and fuse their last layers.
 
     :param text: Hugging Face name or folder of a BERT-family checkpoint with its tokenizer
     :param vision: ``"tiny"``, a JSON config file (random tower), or a ViT/CLIP checkpoint
-    :param fusion_layers: M; by default ``min(3, text depth, vision depth)``
+    :param fusion_layers: M; by default ``min(3, text depth, vision depth)`` (``"official"``: 4, as its code)
+    :param fusion_variant: ``"paper"``, or ``"official"``: the official MRE / MNER encoder, whose
+        vision input is a class token and object crops at two sizes (:class:`~.images.OfficialCropImages`)
     """
+    from .images import OfficialCropImages
+
     text, vision = str(text), str(vision)
     tokenizer = AutoTokenizer.from_pretrained(text)
     random_vision = vision_config_from_spec(vision)
     vision_config = random_vision if random_vision is not None else resolve_backbone_config(vision, role="vision")
     if fusion_layers is None:
         text_depth = resolve_backbone_config(text, role="text").num_hidden_layers
-        fusion_layers = min(3, text_depth, vision_config.num_hidden_layers)
+        fusion_layers = min(4 if fusion_variant == "official" else 3, text_depth, vision_config.num_hidden_layers)
+    switches: dict = {"fusion_variant": fusion_variant}
+    if fusion_variant == "official":
+        switches.update(vision_embedding="class_and_groups", group_positions=OfficialCropImages.group_positions())
     if random_vision is None:
-        encoder = HybridTransformer.from_pretrained(text, vision, fusion_layers=fusion_layers)
+        encoder = HybridTransformer.from_pretrained(text, vision, fusion_layers=fusion_layers, **switches)
         processor = AutoImageProcessor.from_pretrained(vision)
     else:
         text_model = AutoModel.from_pretrained(text)
-        config = HybridConfig(text=text_model.config, vision=random_vision, fusion_layers=fusion_layers)
+        config = HybridConfig(text=text_model.config, vision=random_vision, fusion_layers=fusion_layers, **switches)
         encoder = HybridTransformer(config, text_model=text_model)
         processor = _processor_for_config(random_vision)
+    crop_processors = []
+    if fusion_variant == "official":
+        patch = vision_config.patch_size
+        crop_processors = [_resized(processor, side * patch) for _, side in OfficialCropImages.GROUPS]
     description = {
         "text_encoder": text,
         "vision_encoder": vision,
         "vision_weights": "pretrained" if random_vision is None else "random (config only)",
         "fusion_layers": fusion_layers,
+        "fusion_variant": fusion_variant,
     }
-    return EncoderBundle(encoder=encoder, tokenizer=tokenizer, image_processor=processor, description=description)
+    return EncoderBundle(
+        encoder=encoder, tokenizer=tokenizer, image_processor=processor, description=description,
+        crop_processors=crop_processors,
+    )

@@ -23,7 +23,7 @@ from ..data.decoding import load_rgb
 from ..data.errors import ImageError
 from ..data.files import file_problem
 
-__all__ = ["InstanceImages", "ImageBatch"]
+__all__ = ["InstanceImages", "OfficialCropImages", "ImageBatch"]
 
 #: suffixes tried for object crops ``<image stem>_<n><suffix>``
 CROP_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -175,4 +175,96 @@ class InstanceImages:
             "missing": len(self.missing),
             "unreadable": [path for path, _ in self.skipped],
             "skipped": [{"path": path, "reason": reason} for path, reason in self.skipped],
+        }
+
+
+class OfficialCropImages:
+    """The official RE / NER vision input: object crops at two sizes, the main image unused.
+
+    The official MRE / MNER encoders read, per instance, up to 3 object crops at 4 patches a side
+    (128 px for a 32 px-patch tower) and up to 3 crops at 2 patches a side (64 px); each group gets
+    learned positions of its own and one bare class token comes first (the encoder's
+    ``vision_embedding="class_and_groups"`` with ``group_positions=(48, 12)``). Both groups are read
+    from ``crops_folder`` unless ``small_crops_folder`` names other crops (the official ``rcnn``
+    crops). Missing crops are masked (the official code feeds zero images instead).
+    """
+
+    #: crops per group and their side in patches
+    GROUPS = ((3, 4), (3, 2))
+
+    def __init__(
+        self,
+        folder: Path | None,
+        processors: Sequence[BaseImageProcessor],
+        *,
+        patch_size: int,
+        crops_folder: Path | None,
+        small_crops_folder: Path | None = None,
+    ):
+        """:param processors: one image processor per group, resizing to ``side * patch_size`` px"""
+        self.sides = [side * patch_size for _, side in self.GROUPS]
+        if crops_folder is None:
+            warnings.warn(
+                "the official RE / NER vision input is object crops (--crops) and no crops folder was given: "
+                "the vision side is the class token alone",
+                stacklevel=2,
+            )
+        folders = (crops_folder, small_crops_folder if small_crops_folder is not None else crops_folder)
+        self.loaders = [
+            InstanceImages(folder, processor, crops_folder=crops, max_crops=count)
+            for processor, crops, (count, _) in zip(processors, folders, self.GROUPS)
+        ]
+
+    @classmethod
+    def group_positions(cls) -> tuple[int, ...]:
+        """Visual tokens per group: ``count * side**2``, i.e. ``(48, 12)``."""
+        return tuple(count * side * side for count, side in cls.GROUPS)
+
+    @property
+    def missing(self) -> set[str]:
+        return set().union(*(loader.missing for loader in self.loaders))
+
+    @property
+    def skipped(self) -> list[tuple[str, str]]:
+        return [item for loader in self.loaders for item in loader.skipped]
+
+    def prepare(self, names: Sequence[str | None], *, progress: bool = True) -> list[tuple[list[torch.Tensor], ...]]:
+        """Both crop groups of every instance, in order."""
+        return [
+            tuple(loader.crops(name) for loader in self.loaders)
+            for name in tqdm(names, desc="crops", unit="instance", disable=not progress, leave=False)
+        ]
+
+    def batch(self, items: Sequence[tuple[list[torch.Tensor], ...]]) -> ImageBatch:
+        """Always both groups at their fixed sizes (the positions need them), missing crops masked."""
+        pixels, masks = [], []
+        for group, (count, _) in enumerate(self.GROUPS):
+            shape = (3, self.sides[group], self.sides[group])
+            group_pixels = torch.zeros(len(items), count, *shape)
+            group_mask = torch.zeros(len(items), count, dtype=torch.bool)
+            for row, item in enumerate(items):
+                for column, crop in enumerate(item[group][:count]):
+                    group_pixels[row, column] = crop
+                    group_mask[row, column] = True
+            pixels.append(group_pixels)
+            masks.append(group_mask)
+        return pixels, masks
+
+    def summary(self, items: Sequence[tuple[list[torch.Tensor], ...]]) -> dict:
+        """JSON-ready counts for one split: instances with / without any crop, crops per group."""
+        with_image = sum(any(group for group in item) for item in items)
+        return {
+            "instances": len(items),
+            "with_image": with_image,
+            "text_only": len(items) - with_image,
+            "crops": [sum(len(item[group]) for item in items) for group in range(len(self.GROUPS))],
+        }
+
+    def file_summary(self) -> dict:
+        """JSON-ready: missing and skipped crop files of both groups."""
+        skipped = self.skipped
+        return {
+            "missing": len(self.missing),
+            "unreadable": [path for path, _ in skipped],
+            "skipped": [{"path": path, "reason": reason} for path, reason in skipped],
         }

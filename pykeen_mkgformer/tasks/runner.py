@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
 from .encoders import load_encoder
-from .images import InstanceImages
+from .images import InstanceImages, OfficialCropImages
 from .lines import BadLines
 from .sampling import sample_fraction, sample_shots
 from .task import SPLITS, Task, TaskModel
@@ -58,6 +58,10 @@ class RunOptions:
     images: Path | None = None
     #: folder of object crops ``<image stem>_<n>.jpg``; none when None
     crops: Path | None = None
+    #: ``"paper"`` or ``"official"`` (the official MRE / MNER encoder and its crop input)
+    fusion_variant: str = "paper"
+    #: official variant: the small (2 patches a side) crops' folder; default: ``crops``
+    small_crops: Path | None = None
     progress: bool = True
 
     def signature(self) -> dict[str, Any]:
@@ -164,13 +168,20 @@ def run_task(task_class: type[Task], options: RunOptions) -> dict[str, Any]:
     splits = read_splits(task, options)
 
     torch.manual_seed(options.seed)  # the random vision tower and fusion weights
-    bundle = load_encoder(options.text_encoder, options.vision_encoder, fusion_layers=options.fusion_layers)
-    task.setup(bundle.tokenizer, bundle.encoder, splits["train"])
-    images = InstanceImages(
-        Path(options.images) if options.images is not None else Path(options.data) / "images",
-        bundle.image_processor,
-        crops_folder=Path(options.crops) if options.crops is not None else None,
+    bundle = load_encoder(
+        options.text_encoder, options.vision_encoder, fusion_layers=options.fusion_layers,
+        fusion_variant=options.fusion_variant,
     )
+    task.setup(bundle.tokenizer, bundle.encoder, splits["train"])
+    image_folder = Path(options.images) if options.images is not None else Path(options.data) / "images"
+    crops = Path(options.crops) if options.crops is not None else None
+    if options.fusion_variant == "official":
+        images = OfficialCropImages(
+            image_folder, bundle.crop_processors, patch_size=bundle.encoder.vision_config.patch_size,
+            crops_folder=crops, small_crops_folder=Path(options.small_crops) if options.small_crops else crops,
+        )
+    else:
+        images = InstanceImages(image_folder, bundle.image_processor, crops_folder=crops)
     data = PreparedData(
         task, splits, bundle.tokenizer, images,
         max_length=options.max_length, batch_size=options.batch_size, progress=options.progress,
