@@ -150,3 +150,30 @@ def test_parameters_that_never_reach_the_loss_are_frozen(shapes, image_cache, tm
     text_only = make_model(shapes, image_cache, entity_modeling_epochs=0, max_images=0)
     vision = [name for name, _ in text_only.named_parameters() if ".vision_model." in name]
     assert vision and set(vision) <= set(text_only.frozen_parameters)
+
+
+@pytest.mark.parametrize("module", ["SLCWALitModule", "LCWALitModule"])
+def test_lightning_fit_runs_stage1(shapes, image_cache, module):
+    """PyKEEN's Lightning modules (one process here; tests/test_ddp.py runs two): fit runs stage 1 once."""
+    pytorch_lightning = pytest.importorskip("pytorch_lightning")
+    from pykeen.contrib import lightning
+
+    lit = getattr(lightning, module)(
+        dataset=shapes,
+        model="mkgformer",
+        model_kwargs=tiny_model_kwargs(
+            image_cache, random_seed=0, entity_modeling_epochs=1, entity_modeling_batch_size=16, loss="bcewithlogits"
+        ),
+        batch_size=16,
+        optimizer="adam",
+    )
+    model = lit.model
+    assert not bool(model.entity_modeling_done)
+    before = entity_rows(model)
+    trainer = pytorch_lightning.Trainer(
+        accelerator="cpu", devices=1, max_steps=2, limit_val_batches=0, num_sanity_val_steps=0, logger=False,
+        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+    )
+    trainer.fit(lit)
+    assert bool(model.entity_modeling_done)
+    assert not torch.equal(entity_rows(model), before)

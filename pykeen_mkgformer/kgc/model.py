@@ -324,12 +324,15 @@ class MKGformer(Model):
     def _freeze_unused_parameters(self) -> tuple[str, ...]:
         """Freeze the parameters that no score depends on; return their names.
 
-        One probe query (entity 0, relation 0, with its images) is scored against all entities in
+        One probe query (entity 0, relation 0, with its images) is scored against one candidate in
         eval mode (no dropout, so no random numbers are drawn), and :func:`torch.autograd.grad` with
         ``allow_unused=True`` says which parameters are not in its graph. The graph's shape does not
-        depend on the query, so this holds for every training step.
+        depend on the query, so this holds for every training step. The word embeddings and the
+        entity biases are used by every score (they *are* the candidates) and are left out of the
+        probe, so that it never materialises their (vocabulary x dim) gradient.
         """
-        named = [(name, p) for name, p in self.named_parameters() if p.requires_grad]
+        always = {id(self.entity_representation.bias), id(self.entity_representation.word_embeddings.weight)}
+        named = [(name, p) for name, p in self.named_parameters() if p.requires_grad and id(p) not in always]
         if not named:
             return ()
         device = self.entity_representation.bias.device
@@ -338,7 +341,7 @@ class MKGformer(Model):
         try:
             with torch.enable_grad():
                 index = torch.zeros(1, dtype=torch.long, device=device)
-                scores = self._score_candidates(index, index, None)
+                scores = self._score_candidates(index, index, index)
                 grads = torch.autograd.grad(scores.sum(), [p for _, p in named], allow_unused=True)
         finally:
             self.interaction.train(was_training)
