@@ -16,7 +16,7 @@ entities of the extended model; MRR and Hits@k of a side are means over its rank
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
