@@ -40,7 +40,8 @@ task_command(
               show_default=True, help="Folder for every model's PyKEEN results and the summary tables.")
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
 @click.option("--epochs", type=int, default=None, help="MKGformer's training epochs on WN18IMGMini (default 40).")
-@click.option("--kge-epochs", type=int, default=None, help="TransE's and RotatE's epochs (default 125).")
+@click.option("--kge-epochs", type=int, default=None,
+              help="TransE's and RotatE's epochs (default 120 on WN18IMGMini, 25 on ShapesKG).")
 @click.option("--entity-modeling-epochs", type=int, default=None, help="MKGformer's stage-1 epochs on WN18IMGMini (default 2).")
 @click.option("--model", "models", multiple=True, type=click.Choice(["MKGformer", "TransE", "RotatE"]),
               help="Run only these models (repeatable; default all three; MKGformer includes its no-images row on ShapesKG).")

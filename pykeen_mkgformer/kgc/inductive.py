@@ -16,7 +16,7 @@ entities of the extended model; MRR and Hits@k of a side are means over its rank
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -117,9 +117,3 @@ def evaluate_new_entities(
         model.train(was_training)
     return {"query": _pool(query), "answer": _pool(answer), "both": _pool(query + answer)}
 
-
-def random_ranking_expectation(num_entities: int, num_candidates_filtered: int | None = None) -> dict[str, float]:
-    """MRR and Hits@k of a uniformly random ranking over ``num_entities`` candidates (no filtering), for scale."""
-    n = num_candidates_filtered or num_entities
-    harmonic = float(sum(1.0 / k for k in range(1, n + 1)))
-    return {"mrr": harmonic / n, "hits_at_1": min(1.0, 1 / n), "hits_at_3": min(1.0, 3 / n), "hits_at_10": min(1.0, 10 / n)}
