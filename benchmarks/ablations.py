@@ -218,7 +218,7 @@ def main() -> None:
             "epochs, cross-entropy), both sides.\n\n" + table
         )
         if args.stored_only:
-            body = "Only the runs stored when the grid was cut short (seeds per row as listed). " + body
+            body = "Summarised from the stored runs (`--stored-only`; seeds per row as listed). " + body
         if args.fusion_variant == "both":
             body = "Both fusion variants, same cells and seeds (everything else as above). " + body
             write_section("Ablations: paper vs official fusion variant (tiny, CPU)", body)
