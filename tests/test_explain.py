@@ -99,8 +99,11 @@ def test_image_slots_with_and_without_class_tokens():
     # the official variant's link prediction input: patch embeddings only
     patches_only = image_slots(LAYOUT, 8, 24, [True, True, True])
     assert [s.token_start for s in patches_only] == [0, 16, 20] and not any(s.has_class_token for s in patches_only)
-    with pytest.raises(ValueError, match="25 visual tokens fit neither 24 patches nor 27"):
-        image_slots(LAYOUT, 8, 25, [True] * 3)
+    # the official RE / NER input: one bare class token before all images
+    leading_cls = image_slots(LAYOUT, 8, 25, [True, True, True])
+    assert [s.token_start for s in leading_cls] == [1, 17, 21] and not any(s.has_class_token for s in leading_cls)
+    with pytest.raises(ValueError, match="26 visual tokens fit neither 24 patches nor 27"):
+        image_slots(LAYOUT, 8, 26, [True] * 3)
     with pytest.raises(ValueError, match=r"sides \[12\]"):
         image_slots([[1, 12]], 8, 2, [True])
 

@@ -104,3 +104,34 @@ def test_command(re_run, tmp_path):
     wrong = CliRunner().invoke(main, ["explain", "--model", str(re_run / "out"), "--head", "x", "--relation", "y",
                                       "--output", str(page)])
     assert wrong.exit_code != 0 and "relation extraction model takes --instance" in wrong.output
+
+
+def test_official_variant_run_is_explained_on_its_crop_input(re_run, tmp_path, tiny_text):  # noqa: F811
+    """A run trained with ``--fusion-variant official`` read object crops at two sizes behind one bare
+    class token; the page shows those crops and the CAF weights over them (not the main image)."""
+    crops = tmp_path / "crops"
+    crops.mkdir()
+    for index in range(3):
+        for k in range(2):  # two crops per image: the image itself stands in for a detector crop
+            (crops / f"img{index}_{k}.png").write_bytes((re_run / "data" / "images" / f"img{index}.png").read_bytes())
+    with single_thread():
+        torch.manual_seed(0)
+        run_task(
+            RelationExtraction,
+            RunOptions(data=re_run / "data", output=tmp_path / "out", text_encoder=str(tiny_text), epochs=1,
+                       batch_size=4, max_length=32, progress=False, seed=1, fusion_variant="official", crops=crops),
+        )
+        result = explain_relation_extraction(tmp_path / "out", 0)
+    # 3 large crops (4 x 4 patches of 8 px) and 3 small ones (2 x 2), two of each present
+    assert [(slot.group, slot.grid, slot.present) for slot in result.images] == [
+        (0, 4, True), (0, 4, True), (0, 4, False), (1, 2, True), (1, 2, True), (1, 2, False)
+    ]
+    assert not any(slot.has_class_token for slot in result.images) and result.images[0].token_start == 1
+    assert all("object crop" in slot.source for slot in result.images if slot.present)
+    present = [slot for slot in result.images if slot.present]
+    for layer in result.layers:
+        # the shared class token (visual token 0) and the real crops' patches hold all of CAF's weight
+        rows = np.array([layer.caf[t, 0] + sum(layer.heatmap(t, s).sum() for s in present)
+                         for t in range(len(result.tokens))])
+        np.testing.assert_allclose(rows, 1.0, atol=1e-5)
+    assert "object crop 1 (large)" in render_html(result)

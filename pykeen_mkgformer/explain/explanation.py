@@ -92,7 +92,8 @@ def image_slots(
     Each image of ``groups`` (``(count, side)`` pairs, in order) contributes
     :math:`(\text{side}/p)^2` patch tokens, plus one class token when the vision input keeps it
     (the hybrid encoder's default) and none when it holds patch embeddings only (the official
-    code's link prediction input). Which of the two holds is read off the number of visual tokens.
+    code's link prediction input); the official RE / NER input has one bare class token before all
+    images. Which form holds is read off the number of visual tokens.
 
     :param groups: the layout's ``(count, side)`` groups
     :param patch_size: the vision tower's patch size :math:`p`
@@ -107,16 +108,21 @@ def image_slots(
     if bad:
         raise ValueError(f"Image sides {bad} are not multiples of the patch size {patch_size}.")
     patches = sum((side // patch_size) ** 2 for side in sides)
+    start = 0
     if num_visual_tokens == patches:
         class_token = False
     elif num_visual_tokens == patches + len(sides):
         class_token = True
+    elif num_visual_tokens == patches + 1:
+        # one bare class token before all images (the official RE / NER input, ``class_and_groups``)
+        class_token, start = False, 1
     else:
         raise ValueError(
             f"{num_visual_tokens} visual tokens fit neither {patches} patches nor {patches + len(sides)} "
-            f"(patches plus one class token per image) of the layout {list(groups)} with {patch_size} px patches."
+            f"(patches plus one class token per image) nor {patches + 1} (one leading class token) of the "
+            f"layout {list(groups)} with {patch_size} px patches."
         )
-    slots, start = [], 0
+    slots = []
     index = 0
     for group, (count, side) in enumerate(groups):
         for position in range(int(count)):

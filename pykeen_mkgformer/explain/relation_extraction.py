@@ -136,11 +136,23 @@ def explain_relation_extraction(
     images_folder = _setting(settings, "images")
     crops_folder = _setting(settings, "crops")
     processor = _processor(saved)
-    images = InstanceImages(
-        Path(images_folder) if images_folder else data_folder / "images",
-        processor,
-        crops_folder=Path(crops_folder) if crops_folder else None,
-    )
+    image_folder = Path(images_folder) if images_folder else data_folder / "images"
+    if _setting(settings, "fusion_variant") == "official":
+        # the official MRE / MNER input the run trained on: object crops at two sizes, no main image
+        from ..tasks.encoders import _resized
+        from ..tasks.images import OfficialCropImages
+
+        small_crops = _setting(settings, "small_crops") or crops_folder
+        patch = encoder.vision_config.patch_size
+        images = OfficialCropImages(
+            image_folder,
+            [_resized(processor, side * patch) for _, side in OfficialCropImages.GROUPS],
+            patch_size=patch,
+            crops_folder=Path(crops_folder) if crops_folder else None,
+            small_crops_folder=Path(small_crops) if small_crops else None,
+        )
+    else:
+        images = InstanceImages(image_folder, processor, crops_folder=Path(crops_folder) if crops_folder else None)
     image_batch = images.batch(images.prepare([task.image_name(item)], progress=False))
     batch = {key: value.to(device) for key, value in batch.items()}
     if image_batch is not None:
@@ -186,9 +198,14 @@ def explain_relation_extraction(
     else:
         groups = [(pixels.shape[1], pixels.shape[-1]) for pixels in pixel_values]  # main image, then crops
         slots = query_images(groups, encoder.vision_config.patch_size, output, pixel_values, image_mask, processor)
+        official = _setting(settings, "fusion_variant") == "official"
         for slot in slots:
             if slot.present:
-                slot.source = item.image if slot.group == 0 else f"object crop {slot.position + 1} of {item.image}"
+                if official:  # both groups are object crops (large, then small)
+                    size = "large" if slot.group == 0 else "small"
+                    slot.source = f"object crop {slot.position + 1} ({size}) of {item.image}"
+                else:
+                    slot.source = item.image if slot.group == 0 else f"object crop {slot.position + 1} of {item.image}"
     layers = fused_layers(output, encoder)
 
     order = torch.argsort(probabilities, descending=True, stable=True).tolist()
