@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from ..data.labels import resolve_entity, resolve_relation
+from ..kgc.inputs import recover_tokenizer  # the model's own tokenizer (re-exported here for old imports)
 from .attention import fused_layers, query_images, to_uint8_pixels
 from .explanation import Answer, Explanation, QueryToken
 
@@ -38,45 +39,6 @@ Side = Literal["head", "tail"]
 
 
 # ---------------------------------------------------------------------- tokens
-def recover_tokenizer(model: Any, factory: Any, known: int, directed: int):
-    """The tokenizer the model was built with, rebuilt and checked against the model's stored token ids.
-
-    The model keeps token ids, not the tokenizer. It is rebuilt the way the model built it
-    (:func:`~pykeen_mkgformer.kgc.inputs.build_tokenizer`: the text encoder's own tokenizer, or the
-    WordPiece vocabulary trained on the graph's texts), and accepted only if it has the model's
-    vocabulary size and re-tokenises the query's entity and relation texts into the stored ids.
-    Returns None when no candidate passes (tokens are then shown as ids).
-    """
-    from ..kgc.inputs import TokenizedTexts, build_tokenizer
-    from ..kgc.model import _directed_relation_texts, _entity_texts
-
-    queries = model.queries
-    relation_texts = _directed_relation_texts(factory)
-    for mode in ("description", "name"):
-        entity_texts = _entity_texts(factory, mode)
-        try:
-            tokenizer = build_tokenizer(
-                model.spec["text_encoder"], None, [*entity_texts, *relation_texts, "is"], vocab_size=queries.base_vocab_size
-            )
-        except (OSError, ValueError) as error:
-            logger.warning("cannot rebuild the tokenizer: %s", error)
-            return None
-        if len(tokenizer) != queries.base_vocab_size:
-            continue
-        ok = True
-        for text, ids, lengths, row in (
-            (entity_texts[known], queries.entity_text_ids, queries.entity_text_lengths, known),
-            (relation_texts[directed], queries.relation_text_ids, queries.relation_text_lengths, directed),
-        ):
-            again = TokenizedTexts.from_texts(tokenizer, [text], max_length=queries.max_seq_length)
-            stored = ids[row, : int(lengths[row])].cpu()
-            if not torch.equal(again.ids[0, : int(again.lengths[0])], stored):
-                ok = False
-        if ok:
-            return tokenizer
-    return None
-
-
 def _query_tokens(model: Any, factory: Any, input_ids: torch.Tensor, tokenizer) -> list[QueryToken]:
     queries = model.queries
     specials = {queries.cls_id: "[CLS]", queries.sep_id: "[SEP]", queries.pad_id: "[PAD]"}
@@ -320,8 +282,8 @@ def _check_reproduces(model: Any, output: Any, query: Any, scores: torch.Tensor)
     """The attention pass must give the model's own scores (else the explanation would explain another input)."""
     states = output.text_last_hidden_state[0, query.mask_position[0]]
     vector = model.interaction.mlm_transform(states.unsqueeze(0))
-    embeddings, bias = model.entity_representation()
-    again = model.interaction.score(vector, embeddings, bias)[0].float().cpu()
+    embeddings, bias = model.candidate_vectors()
+    again = model.interaction.score_candidates(vector, embeddings, bias)[0].float().cpu()
     if model.predict_with_sigmoid:
         again = torch.sigmoid(again)
     tolerance = 1e-3 * max(1.0, float(scores.abs().max()))

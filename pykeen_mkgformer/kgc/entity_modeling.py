@@ -232,8 +232,8 @@ class EntityModeling:
         if model.images is not None:
             pixel_values, image_mask = model.images.lookup(entities, device=query.input_ids.device)
         vectors = model.interaction.encode(query, pixel_values, image_mask)
-        embeddings, bias = model.entity_representation(None)
-        return vectors @ embeddings.t() + bias.unsqueeze(0)
+        embeddings, bias = model.candidate_vectors(None)
+        return model.interaction.score_candidates(vectors, embeddings, bias)
 
 
 def _distributed() -> tuple[int, int]:

@@ -1,4 +1,4 @@
-r"""The MKGformer interaction: encode a query once, score every candidate entity with one matmul.
+r"""The MKGformer interaction: encode each (known entity, relation) query once, score every candidate with one matmul.
 
 For a query :math:`(h, r, ?)` the hybrid transformer reads the query text (:mod:`.inputs`) with the
 images of :math:`h` on the vision side, and the state of the ``[MASK]`` token
@@ -13,38 +13,92 @@ images of :math:`h` on the vision side, and the state of the ``[MASK]`` token
 so :math:`f(h, r, \cdot)` for all entities is one ``(batch, d) x (d, num_entities)`` product: the
 masked-token prediction over the entity vocabulary that BERT's MLM head does over words.
 
-This is a plain :class:`torch.nn.Module`, not a :class:`pykeen.nn.modules.Interaction`: PyKEEN's
-interactions are functions of (broadcast) *representation tensors* of head, relation and tail,
-while here the head slot is a token sequence plus a variable set of images that must go through
-a transformer once per query, never once per (query, candidate) pair.
+As a :class:`pykeen.nn.modules.Interaction` it declares which entity representations feed each slot
+(:attr:`~pykeen.nn.modules.Interaction.head_indices` / ``tail_indices``): the head slot receives the
+known entity's token ids (:class:`~.representation.EntityTextTokens`) and, when the model reads
+images, its pixels (:class:`~.representation.EntityImageRepresentation`); the tail slot receives only
+the entity token embedding and bias (:class:`~.representation.EntityTokenEmbedding`,
+:class:`~.representation.EntityBias`), so candidates never load text or images. The relation slot is
+the directed relation's token ids (:class:`~.representation.RelationTextTokens`). Under PyKEEN's
+broadcasting (``score_t``: head and relation ``(batch, 1, ...)``, tails ``(1, N, ...)``) the
+transformer runs once per element of the broadcast (head, relation) shape, never per candidate.
+
+The scoring head is the part after the encoder: :meth:`MKGformerInteraction.score_candidates`
+(the 1-N MLM head above). Another head is a subclass that overrides it (and, if it needs other
+candidate representations, ``entity_shape`` / ``_tail_indices``).
 """
 
 from __future__ import annotations
 
-import torch
-from torch import nn
-from transformers.models.bert.modeling_bert import BertPredictionHeadTransform
+from collections.abc import Sequence
+from typing import Any
 
-from ..encoder import HybridTransformer
-from .inputs import QueryBatch
+import torch
+from pykeen.nn.modules import Interaction
+from torch import nn
+
+from .inputs import QueryBatch, QueryLayout
 
 __all__ = ["MKGformerInteraction"]
 
 
-class MKGformerInteraction(nn.Module):
-    """The hybrid encoder plus the MLM transform that turns a ``[MASK]`` state into a query vector."""
+class MKGformerInteraction(Interaction):
+    r"""MKGformer's interaction: the hybrid encoder plus the MLM transform, scored against entity tokens.
 
-    def __init__(self, encoder: HybridTransformer, mlm_transform: nn.Module | None = None):
+    .. math::
+
+        f(h, r, t) = \mathrm{MLM}\big(\mathrm{Hybrid}(\text{query}(h, r), \text{images}(h))_{[MASK]}\big)^{\top}
+        \mathbf{e}_t + b_t
+
+    Entity representations (in this order): 0 the known entity's token ids, 1 the entity token
+    embedding, 2 the entity bias, 3 the images (only with ``use_images``); relation representation:
+    the directed relation's token ids.
+    ---
+    citation:
+        author: Chen
+        year: 2022
+        link: https://arxiv.org/abs/2205.02357
+        github: zjunlp/MKGformer
+    """
+
+    # symbolic shapes: token ids of width "w", the embedding "d", the scalar bias, the image batch
+    entity_shape = ("w", "d", "", "")
+    relation_shape = ("rw",)
+    _head_indices = (0, 3)
+    _tail_indices = (1, 2)
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        mlm_transform: nn.Module | None = None,
+        *,
+        layout: QueryLayout | None = None,
+        use_images: bool = True,
+    ):
         """Wrap an encoder.
 
-        :param encoder: the hybrid transformer (its word embeddings already hold the entity and relation tokens)
+        :param encoder: the :class:`~pykeen_mkgformer.encoder.HybridTransformer` (its word embeddings already
+            hold the entity and relation tokens)
         :param mlm_transform: BERT's ``cls.predictions.transform`` (dense + act + LayerNorm); by default a
             randomly initialised one for the text tower's config
+        :param layout: how queries are written (special token ids, length, format); needed to score from token
+            ids (not for :meth:`encode`)
+        :param use_images: whether the head slot receives the known entity's images (entity representation 3)
         """
         super().__init__()
-        self.encoder = encoder
-        self.mlm_transform = mlm_transform if mlm_transform is not None else BertPredictionHeadTransform(encoder.text_config)
+        if mlm_transform is None:
+            from transformers.models.bert.modeling_bert import BertPredictionHeadTransform
 
+            mlm_transform = BertPredictionHeadTransform(encoder.text_config)
+        self.encoder = encoder
+        self.mlm_transform = mlm_transform
+        self.layout = layout
+        self.use_images = use_images
+        if not use_images:
+            self.entity_shape = ("w", "d", "")
+            self._head_indices = (0,)
+
+    # ------------------------------------------------------------------ encoding
     def encode(
         self,
         query: QueryBatch,
@@ -67,11 +121,32 @@ class MKGformerInteraction(nn.Module):
         rows = torch.arange(states.shape[0], device=states.device)
         return self.mlm_transform(states[rows, query.mask_position])
 
+    def encode_hr(self, h: Any, r: torch.LongTensor) -> torch.FloatTensor:
+        """Query vectors ``(*prefix, dim)`` for broadcast head and relation representations, one encoder row each.
+
+        :param h: the known entities' token ids ``(*ph, 1 + w)``, or ``[token ids, ImageBatch]`` with images
+        :param r: the directed relations' token ids ``(*pr, 2, 1 + w')``
+        """
+        if self.layout is None:
+            raise ValueError("MKGformerInteraction needs a QueryLayout to assemble queries from token ids.")
+        tokens, images = (h[0], h[1]) if isinstance(h, Sequence) and not torch.is_tensor(h) else (h, None)
+        shapes = [tokens.shape[:-1], r.shape[:-2]] + ([images.shape] if images is not None else [])
+        prefix = tuple(torch.broadcast_shapes(*shapes))
+        n = int(torch.Size(prefix).numel())
+        tokens = tokens.expand(*prefix, tokens.shape[-1]).reshape(n, tokens.shape[-1])
+        r = r.expand(*prefix, *r.shape[-2:]).reshape(n, *r.shape[-2:])
+        query = self.layout.link_prediction(tokens, r)
+        pixel_values = image_mask = None
+        if images is not None:
+            pixel_values, image_mask = images.flatten_to(prefix)
+        return self.encode(query, pixel_values, image_mask).view(*prefix, -1)
+
+    # ------------------------------------------------------------------ the scoring head
     @staticmethod
-    def score(
+    def score_candidates(
         queries: torch.FloatTensor, entity_embeddings: torch.FloatTensor, entity_bias: torch.FloatTensor
     ) -> torch.FloatTensor:
-        r"""Scores :math:`\mathbf{q}^{\top}\mathbf{e}_t + b_t`.
+        r"""Scores :math:`\mathbf{q}^{\top}\mathbf{e}_t + b_t` (the 1-N MLM head).
 
         :param queries: ``(batch, dim)``
         :param entity_embeddings: ``(num, dim)`` shared candidates, or ``(batch, num, dim)`` per query
@@ -81,3 +156,23 @@ class MKGformerInteraction(nn.Module):
         if entity_embeddings.dim() == 2:
             return queries @ entity_embeddings.t() + entity_bias.unsqueeze(0)
         return torch.einsum("bd,bnd->bn", queries, entity_embeddings) + entity_bias
+
+    def _score_broadcast(
+        self, queries: torch.FloatTensor, embeddings: torch.FloatTensor, bias: torch.FloatTensor
+    ) -> torch.FloatTensor:
+        """Scores of broadcast queries ``(*pq, d)`` and candidates ``(*pt, d)``: one product when the shapes allow."""
+        if queries.dim() == 3 and embeddings.dim() == 3 and queries.shape[1] == 1:
+            if embeddings.shape[0] == 1:  # score_t: (b, 1, d) x (1, n, d)
+                return self.score_candidates(queries[:, 0], embeddings[0], bias[0])
+            if embeddings.shape[0] == queries.shape[0]:  # per-query candidates: (b, 1, d) x (b, n, d)
+                return self.score_candidates(queries[:, 0], embeddings, bias)
+        return (queries * embeddings).sum(dim=-1) + bias
+
+    # docstr-coverage: inherited
+    def forward(self, h: Any, r: torch.LongTensor, t: Sequence[torch.FloatTensor]) -> torch.FloatTensor:  # noqa: D102
+        embeddings, bias = t
+        queries = self.encode_hr(h, r)
+        return self._score_broadcast(queries, embeddings, bias)
+
+    def reset_parameters(self) -> None:
+        """Nothing to do: the encoder is pretrained (or initialised by its own config); the model rebuilds it on reset."""

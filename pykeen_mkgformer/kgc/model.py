@@ -3,23 +3,28 @@
 from __future__ import annotations
 
 import logging
-import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Literal
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import torch
 from class_resolver import HintOrType
 from pykeen.losses import BCEWithLogitsLoss, Loss
-from pykeen.models.base import Model  # the submodule: this module may load while pykeen.models initialises
+from pykeen.models.nbase import ERModel  # the submodule: this module may load while pykeen.models initialises
+from pykeen.nn.modules import parallel_unsqueeze
 from pykeen.triples import KGInfo
 from pykeen.typing import FloatTensor, InductiveMode, LongTensor
 from torch import nn
 
 from .entity_modeling import EntityModeling
-from .representation import EntityImages, EntityTokenRepresentation, initialize_token_rows_from_text
+from .representation import (
+    EntityBias,
+    EntityImageRepresentation,
+    EntityImages,
+    EntityTextTokens,
+    EntityTokenEmbedding,
+    RelationTextTokens,
+)
 
 if TYPE_CHECKING:
     from transformers import PretrainedConfig, PreTrainedTokenizerBase
@@ -33,11 +38,14 @@ __all__ = ["MKGformer"]
 
 logger = logging.getLogger(__name__)
 
+#: positions of MKGformer's entity representations (see :class:`~.interaction.MKGformerInteraction`)
+TEXT_TOKENS, TOKEN_EMBEDDING, BIAS, IMAGES = 0, 1, 2, 3
+
 #: the attributes a triples factory needs (those of :class:`pykeen_mkgformer.data.MultimodalTriplesFactory`)
 MULTIMODAL_ATTRIBUTES = ("entity_names", "entity_descriptions", "entity_images", "relation_texts")
 
 
-class MKGformer(Model):
+class MKGformer(ERModel):
     r"""MKGformer: a hybrid text + vision transformer that predicts the missing entity as a masked token.
 
     Every entity and every (directed) relation is a new token of the text tower. A query
@@ -68,12 +76,13 @@ class MKGformer(Model):
     listed in :attr:`frozen_parameters`): they stay in the state dict, so checkpoints load as
     before, and DDP needs no ``find_unused_parameters``.
 
-    Why a :class:`pykeen.models.Model` and not an ``ERModel``: ERModel computes representations of
-    *all* entities for the free slot and combines them with the interaction by broadcasting. Here
-    the known slot is a token sequence plus images that must run through a transformer once per
-    query, and the free slot is only token embeddings; implementing ``score_hrt``/``score_t``/``score_h``
-    directly keeps both cheap and exact, and every PyKEEN training loop, evaluator, stopper,
-    checkpoint and predictor works with it unchanged.
+    An :class:`~pykeen.models.ERModel`: :class:`~.interaction.MKGformerInteraction` over the entity
+    representations ``[EntityTextTokens, EntityTokenEmbedding, EntityBias, EntityImageRepresentation]``
+    (the head slot takes the token ids and the images, the tail slot the token embedding and the bias)
+    and the relation representation ``RelationTextTokens``. ``score_t`` encodes each query once and
+    scores all candidates with one product; ``score_h`` is the mirrored ``score_t`` (above), never a
+    transformer pass per candidate head. The scoring head is the interaction's
+    :meth:`~.interaction.MKGformerInteraction.score_candidates`.
     ---
     citation:
         author: Chen
@@ -170,52 +179,96 @@ class MKGformer(Model):
         :raises TypeError: if the triples factory has no entity texts and images
         :raises ValueError: for an unknown ``description`` mode or inconsistent sizes
         """
-        from .inputs import QueryAssembler, build_tokenizer
-        from .presets import resolve_encoder
+        from pykeen.utils import NoRandomSeedNecessary, set_random_seed
 
         from . import training as _training  # noqa: F401  (registers the recipe's training callbacks)
+        from .builder import build_images, build_interaction, encoder_spec, vision_config
+        from .inputs import QueryAssembler, build_tokenizer, directed_relation_texts, entity_texts
+        from .presets import resolve_encoder
         from .recipe import resolve_recipe
 
         text_encoder = resolve_encoder(text_encoder, "text")
         vision_encoder = resolve_encoder(vision_encoder, "vision")
         _check_multimodal(triples_factory)
-        self.recipe = resolve_recipe(recipe)
-        super().__init__(triples_factory=triples_factory, loss=loss, loss_kwargs=loss_kwargs, **kwargs)
         if description not in ("name", "description"):
             raise ValueError(f"description must be 'name' or 'description', got {description!r}.")
+        recipe = resolve_recipe(recipe)
+        # the parts are built before PyKEEN's Model.__init__ (ERModel takes them built): seed first, as it would
+        random_seed = kwargs.pop("random_seed", None)
+        if isinstance(random_seed, int):
+            set_random_seed(random_seed)
+        spec = encoder_spec(
+            text_encoder=text_encoder,
+            text_encoder_kwargs=text_encoder_kwargs,
+            vision_encoder=vision_encoder,
+            vision_encoder_kwargs=vision_encoder_kwargs,
+            fusion_layers=fusion_layers,
+            use_pgi=use_pgi,
+            use_caf=use_caf,
+            fusion_variant=fusion_variant,
+            fusion_kwargs=fusion_kwargs,
+            dropout=dropout,
+        )
+        texts = entity_texts(triples_factory, description)
+        relation_texts = directed_relation_texts(triples_factory)
+        tokenizer = build_tokenizer(text_encoder, tokenizer, [*texts, *relation_texts, "is"], vocab_size=tokenizer_vocab_size)
+        queries = QueryAssembler(
+            tokenizer,
+            entity_texts=texts,
+            relation_texts=relation_texts,
+            max_seq_length=max_seq_length,
+            query_format=recipe.query_format,
+        )
+        images = build_images(
+            triples_factory.entity_images,
+            vision=vision_config(spec),
+            vision_source=vision_encoder,
+            max_images=max_images,
+            image_layout=image_layout,
+            cache_dir=image_cache_dir,
+            progress=progress,
+        )
+        interaction = build_interaction(spec, queries, recipe, use_images=images is not None)
+        max_positions = getattr(interaction.encoder.text_config, "max_position_embeddings", None)
+        if max_positions is not None and max_seq_length > max_positions:
+            raise ValueError(
+                f"max_seq_length={max_seq_length} exceeds the text encoder's {max_positions} position embeddings."
+            )
+        num_entities = triples_factory.num_entities
+        entity_representations = [
+            EntityTextTokens(queries=queries, max_id=num_entities),
+            EntityTokenEmbedding(
+                word_embeddings=interaction.encoder.get_input_embeddings(),
+                offset=queries.entity_token_offset,
+                max_id=num_entities,
+            ),
+            EntityBias(max_id=num_entities),
+        ]
+        if images is not None:
+            entity_representations.append(EntityImageRepresentation(images=images, max_id=num_entities))
+        super().__init__(
+            triples_factory=triples_factory,
+            interaction=interaction,
+            entity_representations=entity_representations,
+            # directed relations: 2r forward, 2r + 1 inverse (PyKEEN's ids with inverse triples)
+            relation_representations=RelationTextTokens(queries=queries),
+            skip_checks=True,
+            loss=loss,
+            loss_kwargs=loss_kwargs,
+            random_seed=NoRandomSeedNecessary,
+            **kwargs,
+        )
+        self._random_seed = random_seed if isinstance(random_seed, int) else None
+        self.recipe = recipe
+        self.spec = spec
         if not self.use_inverse_triples:
             logger.warning(
                 "MKGformer without inverse triples: head prediction is trained only by training loops that call "
                 "score_h (sLCWA, SymmetricLCWA); with LCWA use create_inverse_triples=True."
             )
-        entity_texts = _entity_texts(triples_factory, description)
-        relation_texts = _directed_relation_texts(triples_factory)
-        self.spec = dict(
-            text_encoder=_plain(text_encoder),
-            text_encoder_kwargs=dict(text_encoder_kwargs or {}),
-            vision_encoder=_plain(vision_encoder),
-            vision_encoder_kwargs=dict(vision_encoder_kwargs or {}),
-            fusion_layers=fusion_layers,
-            use_pgi=use_pgi,
-            use_caf=use_caf,
-            fusion_variant=fusion_variant,
-            fusion_kwargs=dict(fusion_kwargs or {}),
-            dropout=dropout,
-        )
-        tokenizer = build_tokenizer(
-            text_encoder,
-            tokenizer,
-            [*entity_texts, *relation_texts, "is"],
-            vocab_size=tokenizer_vocab_size,
-        )
-        self.queries = QueryAssembler(
-            tokenizer,
-            entity_texts=entity_texts,
-            relation_texts=relation_texts,
-            max_seq_length=max_seq_length,
-            query_format=self.recipe.query_format,
-        )
-        #: the tokenizer of the text tower (kept for :meth:`add_entities`)
+        #: the query texts as token ids (shared with the token representations)
+        self.queries = queries
+        #: the tokenizer of the text tower (kept and saved with the model: :meth:`add_entities`, explain)
         self.tokenizer = tokenizer
         #: which entity text the queries read (``"description"`` or ``"name"``)
         self.description_mode = description
@@ -223,26 +276,6 @@ class MKGformer(Model):
         #: ``triples_factory=`` of :func:`pykeen.predict.predict_target`; :meth:`add_entities` extends it
         self.label_factory = triples_factory.clone_and_exchange_triples(
             mapped_triples=torch.empty((0, 3), dtype=torch.long)
-        )
-        self.interaction = self._build_interaction()
-        max_positions = getattr(self.interaction.encoder.text_config, "max_position_embeddings", None)
-        if max_positions is not None and max_seq_length > max_positions:
-            raise ValueError(
-                f"max_seq_length={max_seq_length} exceeds the text encoder's {max_positions} position embeddings."
-            )
-        self.entity_representation = EntityTokenRepresentation(
-            self.interaction.encoder.get_input_embeddings(),
-            offset=self.queries.entity_token_offset,
-            num_entities=self.num_entities,
-        )
-        self.images = _build_images(
-            triples_factory.entity_images,
-            vision=self.interaction.encoder.vision_config,
-            vision_source=vision_encoder,
-            max_images=max_images,
-            image_layout=image_layout,
-            cache_dir=image_cache_dir,
-            progress=progress,
         )
         if gradient_checkpointing:
             self.interaction.encoder.gradient_checkpointing_enable()
@@ -260,66 +293,44 @@ class MKGformer(Model):
         self._entity_modeling_pending = True
         # a loaded state dict (PyKEEN checkpoints, Lightning) says whether stage 1 already ran
         self.register_load_state_dict_post_hook(_refresh_entity_modeling_pending)
+        # state dicts of the Model-based version (before 0.2) name the bias entity_representation.bias
+        self.register_load_state_dict_pre_hook(_rename_old_keys)
         self.frozen_parameters = self._freeze_unused_parameters()
-        self._initial_versions = self._parameter_versions()
+        self._initial_fingerprint = self._parameter_fingerprint()
+
+    # ------------------------------------------------------------------ parts
+    @property
+    def images(self) -> EntityImages | None:
+        """The entities' pixel cache (None for a text-only model)."""
+        if len(self.entity_representations) > IMAGES:
+            return self.entity_representations[IMAGES].images
+        return None
+
+    @property
+    def entity_representation(self) -> CandidateRepresentations:
+        """The candidate side, ``(embeddings, bias)`` when called (kept for code written against version 0.1)."""
+        return CandidateRepresentations(self.entity_representations[TOKEN_EMBEDDING], self.entity_representations[BIAS])
+
+    def candidate_vectors(self, indices: LongTensor | None = None) -> tuple[FloatTensor, FloatTensor]:
+        """Token embeddings ``(*, dim)`` and biases ``(*)`` of some candidate entities (all for None)."""
+        return self.entity_representations[TOKEN_EMBEDDING](indices), self.entity_representations[BIAS](indices)
+
+    def _entities_added(self, count: int) -> None:
+        """Grow the entity representations after ``count`` entities were appended (:mod:`.new_entities`)."""
+        tokens = self.entity_representations[TEXT_TOKENS]
+        tokens.max_id += count
+        tokens.shape = (1 + self.queries.entity_text_ids.shape[1],)
+        self.entity_representations[TOKEN_EMBEDDING].max_id += count
+        self.entity_representations[BIAS].extend(count)
+        if self.images is not None:
+            self.entity_representations[IMAGES].max_id += count
 
     # ------------------------------------------------------------------ construction
     def _build_interaction(self) -> MKGformerInteraction:
-        """The encoder (pretrained or random), resized for the new tokens, with token rows initialised from text."""
-        from transformers.models.bert.modeling_bert import BertPredictionHeadTransform
+        """The encoder and MLM head as built at construction (pretrained or random weights, text-initialised tokens)."""
+        from .builder import build_interaction
 
-        from ..encoder import HybridConfig, HybridTransformer
-        from .interaction import MKGformerInteraction
-
-        spec = self.spec
-        text_model, text_config = _load_tower(spec["text_encoder"], spec["text_encoder_kwargs"], spec["dropout"], "text")
-        vision_model, vision_config = _load_tower(
-            spec["vision_encoder"], spec["vision_encoder_kwargs"], spec["dropout"], "vision"
-        )
-        if text_model is None:
-            # a random text tower gets exactly the tokenizer's vocabulary
-            text_config.vocab_size = self.queries.base_vocab_size
-        elif text_model.get_input_embeddings().num_embeddings < self.queries.base_vocab_size:
-            raise ValueError(
-                f"The tokenizer has {self.queries.base_vocab_size} tokens but the text encoder only "
-                f"{text_model.get_input_embeddings().num_embeddings} embeddings."
-            )
-        config = HybridConfig(
-            text=text_config,
-            vision=vision_config,
-            fusion_layers=spec["fusion_layers"],
-            use_pgi=spec["use_pgi"],
-            use_caf=spec["use_caf"],
-            fusion_dropout=spec["dropout"],  # None: the variant's (paper 0.1, official 0)
-            fusion_variant=spec["fusion_variant"],
-            **spec["fusion_kwargs"],
-        )
-        encoder = HybridTransformer(config, text_model=text_model, vision_model=vision_model)
-        # new rows get the tower's ordinary random init; the entity/relation rows are then set from their texts
-        encoder.text_model.resize_token_embeddings(self.queries.vocab_size, mean_resizing=False)
-        word_embeddings = encoder.get_input_embeddings()
-        queries = self.queries
-        text_mean = self.recipe.token_init == "text_mean"  # else: the resize's N(0, initializer_range) rows
-        if text_mean:
-            initialize_token_rows_from_text(
-                word_embeddings,
-                rows=torch.arange(queries.num_entities) + queries.entity_token_offset,
-                text_ids=queries.entity_text_ids.cpu(),
-                text_lengths=queries.entity_text_lengths.cpu(),
-            )
-            initialize_token_rows_from_text(
-                word_embeddings,
-                rows=torch.arange(queries.num_directed_relations) + queries.relation_token_offset,
-                text_ids=queries.relation_text_ids.cpu(),
-                text_lengths=queries.relation_text_lengths.cpu(),
-            )
-        transform = BertPredictionHeadTransform(encoder.text_config)
-        if text_model is not None and self.recipe.mlm_transform == "pretrained":
-            state = _pretrained_mlm_transform(spec["text_encoder"])
-            if state is not None:
-                transform.load_state_dict(state)
-                logger.info("loaded the MLM transform of %s", spec["text_encoder"])
-        return MKGformerInteraction(encoder, transform)
+        return build_interaction(self.spec, self.queries, self.recipe, use_images=self.images is not None)
 
     def _freeze_unused_parameters(self) -> tuple[str, ...]:
         """Freeze the parameters that no score depends on; return their names.
@@ -331,17 +342,17 @@ class MKGformer(Model):
         entity biases are used by every score (they *are* the candidates) and are left out of the
         probe, so that it never materialises their (vocabulary x dim) gradient.
         """
-        always = {id(self.entity_representation.bias), id(self.entity_representation.word_embeddings.weight)}
+        bias = self.entity_representations[BIAS].bias
+        always = {id(bias), id(self.entity_representations[TOKEN_EMBEDDING].word_embeddings.weight)}
         named = [(name, p) for name, p in self.named_parameters() if p.requires_grad and id(p) not in always]
         if not named:
             return ()
-        device = self.entity_representation.bias.device
         was_training = self.interaction.training
         self.interaction.train(False)
         try:
             with torch.enable_grad():
-                index = torch.zeros(1, dtype=torch.long, device=device)
-                scores = self._score_candidates(index, index, index)
+                index = torch.zeros(1, dtype=torch.long, device=bias.device)
+                scores = self._score_queries(index, index, index)
                 grads = torch.autograd.grad(scores.sum(), [p for _, p in named], allow_unused=True)
         finally:
             self.interaction.train(was_training)
@@ -354,24 +365,40 @@ class MKGformer(Model):
             logger.info("frozen (never reach a score): %s", ", ".join(frozen))
         return tuple(frozen)
 
-    def _parameter_versions(self) -> tuple[tuple[int, int], ...]:
-        """In-place modification counters of all parameters: unchanged means 'as initialised'."""
-        return tuple((id(p), p._version) for p in self.parameters())
+    @torch.no_grad()
+    def _parameter_fingerprint(self) -> tuple[tuple[int, float, float], ...]:
+        r"""Which parameter objects the model has and a checksum of each, :math:`(\sum_i x_i, \sum_i x_i^2)` in float64.
+
+        Equal fingerprints mean 'still as built': training changes some sum, replacing a parameter
+        (:func:`~.new_entities.add_entities`) changes its identity. One pass over the weights, one sync.
+        """
+        parameters = list(self.parameters())
+        if not parameters:
+            return ()
+        sums = torch.stack(
+            [torch.stack([p.detach().double().sum(), p.detach().double().square().sum()]).cpu() for p in parameters]
+        ).tolist()
+        return tuple((id(p), a, b) for p, (a, b) in zip(parameters, sums))
 
     # docstr-coverage: inherited
     def _reset_parameters_(self) -> None:  # noqa: D102
-        # PyKEEN resets at the start of every (non-continued) training. Weights that are still as built
-        # (pretrained + text-initialised tokens, stage 1 included) are kept; otherwise rebuild them.
-        # None: the weights are a new starting point (add_entities), kept until they change again.
-        if self._initial_versions is None or self._parameter_versions() == self._initial_versions:
-            self._initial_versions = self._parameter_versions()
+        # PyKEEN resets at the start of every (non-continued) training, and ERModel once at the end of its
+        # __init__. Weights that are still as built (pretrained + text-initialised tokens, stage 1 included)
+        # are kept; otherwise rebuild them. None: the weights are a new starting point (add_entities), kept
+        # until they change again.
+        if not hasattr(self, "entity_modeling"):  # ERModel.__init__: the parts are as just built
+            return
+        current = self._parameter_fingerprint()
+        initial = getattr(self, "_initial_fingerprint", None)
+        if initial is None or current == initial:
+            self._initial_fingerprint = current
             return
         fresh = self._build_interaction()
         self.interaction.load_state_dict(fresh.state_dict())
-        self.entity_representation.reset_parameters()
+        self.entity_representations[BIAS].reset_parameters()
         self.entity_modeling_done.fill_(False)
         self._entity_modeling_pending = True
-        self._initial_versions = self._parameter_versions()
+        self._initial_fingerprint = self._parameter_fingerprint()
 
     # ------------------------------------------------------------------ stage 1 hook
     def train(self, mode: bool = True) -> MKGformer:
@@ -408,7 +435,7 @@ class MKGformer(Model):
         self.entity_modeling_done.fill_(True)
         self._entity_modeling_pending = False
         # stage 1 is part of the initialisation: a reset right after it keeps its result
-        self._initial_versions = self._parameter_versions()
+        self._initial_fingerprint = self._parameter_fingerprint()
         return losses
 
     # ------------------------------------------------------------------ new entities
@@ -445,19 +472,32 @@ class MKGformer(Model):
 
     def encode_queries(self, known_entities: LongTensor, directed_relations: LongTensor) -> FloatTensor:
         """Query vectors ``(batch, dim)`` for ``(known entity, directed relation, ?)``, with the known entity's images only."""
-        query = self.queries.link_prediction(known_entities, directed_relations)
-        pixel_values = image_mask = None
-        if self.images is not None:
-            pixel_values, image_mask = self.images.lookup(known_entities, device=query.input_ids.device)
-        return self.interaction.encode(query, pixel_values, image_mask)
+        h, r, _ = self._get_representations(h=known_entities, r=directed_relations, t=None, tail=False)
+        return self.interaction.encode_hr(h, r)
 
-    def _score_candidates(
-        self, known: LongTensor, directed: LongTensor, candidates: LongTensor | None
-    ) -> FloatTensor:
+    def _score_queries(self, known: LongTensor, directed: LongTensor, candidates: LongTensor | None) -> FloatTensor:
         """Scores ``(batch, num_candidates)``: one encoder pass per query, one matmul over the candidates."""
-        queries = self.encode_queries(known, directed)
-        embeddings, bias = self.entity_representation(candidates)
-        return self.interaction.score(queries, embeddings, bias)
+        h, r, t = self._get_representations(h=known.unsqueeze(1), r=directed.unsqueeze(1), t=candidates)
+        if candidates is None or candidates.dim() == 1:
+            t = parallel_unsqueeze(t, dim=0)
+        return self.interaction(h=h, r=r, t=t)
+
+    # docstr-coverage: inherited
+    def _get_representations(  # noqa: D102
+        self,
+        h: LongTensor | None,
+        r: LongTensor | None,
+        t: LongTensor | None,
+        *,
+        mode: InductiveMode | None = None,
+        tail: bool = True,
+    ) -> tuple[Any, Any, Any]:
+        self._check_mode(mode)
+        representations = self.entity_representations
+        hr = [representations[i](indices=h) for i in self.interaction.head_indices]
+        tr = [representations[i](indices=t) for i in self.interaction.tail_indices] if tail else [None]
+        rr = self.relation_representations[0](indices=r)
+        return (hr[0] if len(hr) == 1 else hr), rr, (tr[0] if len(tr) == 1 else tr)
 
     def _check_mode(self, mode: InductiveMode | None) -> None:
         if mode is not None:
@@ -468,9 +508,8 @@ class MKGformer(Model):
         self._check_mode(mode)
         self._maybe_run_entity_modeling()
         directed = self._directed_relations(hrt_batch[:, 1], head_side=False)
-        queries = self.encode_queries(hrt_batch[:, 0], directed)
-        embeddings, bias = self.entity_representation(hrt_batch[:, 2])
-        return ((queries * embeddings).sum(dim=-1) + bias).unsqueeze(-1)
+        h, r, t = self._get_representations(h=hrt_batch[:, 0], r=directed, t=hrt_batch[:, 2])
+        return self.interaction.score_hrt(h=h, r=r, t=t)
 
     # docstr-coverage: inherited
     def score_t(
@@ -485,7 +524,7 @@ class MKGformer(Model):
         self._check_mode(mode)
         self._maybe_run_entity_modeling()
         directed = self._directed_relations(hr_batch[:, 1], head_side=False)
-        return self._score_candidates(hr_batch[:, 0], directed, tails)
+        return self._score_queries(hr_batch[:, 0], directed, tails)
 
     # docstr-coverage: inherited
     def score_h(
@@ -496,10 +535,11 @@ class MKGformer(Model):
         mode: InductiveMode | None = None,
         heads: LongTensor | None = None,
     ) -> FloatTensor:  # noqa: D102
+        # (?, r, t) is the mirrored query (t, r^-1, ?): the inputs only ever hold the known entity
         self._check_mode(mode)
         self._maybe_run_entity_modeling()
         directed = self._directed_relations(rt_batch[:, 0], head_side=True)
-        return self._score_candidates(rt_batch[:, 1], directed, heads)
+        return self._score_queries(rt_batch[:, 1], directed, heads)
 
     # docstr-coverage: inherited
     def score_r(
@@ -529,7 +569,7 @@ class MKGformer(Model):
 
     # docstr-coverage: inherited
     def collect_regularization_term(self) -> FloatTensor:  # noqa: D102
-        return torch.zeros((), device=self.entity_representation.bias.device)
+        return torch.zeros((), device=self.entity_representations[BIAS].bias.device)
 
 
 # ---------------------------------------------------------------------- helpers
@@ -550,133 +590,55 @@ def _check_multimodal(triples_factory: Any) -> None:
         )
 
 
+def _rename_old_keys(module: MKGformer, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+    """Load state dicts of the ``Model``-based MKGformer (0.1): its entity bias was ``entity_representation.bias``."""
+    old = f"{prefix}entity_representation.bias"
+    if old in state_dict:
+        state_dict[f"{prefix}entity_representations.{BIAS}.bias"] = state_dict.pop(old)
+
+
+class CandidateRepresentations:
+    """``(token embeddings, biases)`` of candidate entities, as the 0.1 ``entity_representation`` returned them."""
+
+    def __init__(self, embedding: EntityTokenEmbedding, bias: EntityBias):
+        self.embedding, self.bias_representation = embedding, bias
+
+    def __call__(self, indices: LongTensor | None = None) -> tuple[FloatTensor, FloatTensor]:
+        return self.embedding(indices), self.bias_representation(indices)
+
+    @property
+    def bias(self) -> nn.Parameter:
+        """The biases' parameter."""
+        return self.bias_representation.bias
+
+    @property
+    def word_embeddings(self) -> nn.Embedding:
+        """The text tower's word embeddings."""
+        return self.embedding.word_embeddings
+
+    @property
+    def offset(self) -> int:
+        """The token id of entity 0."""
+        return self.embedding.offset
+
+    @property
+    def num_entities(self) -> int:
+        """The number of candidate entities."""
+        return self.embedding.max_id
+
+
 def _entity_texts(triples_factory: Any, description: str) -> list[str]:
-    names = list(triples_factory.entity_names)
-    if description == "name":
-        return names
-    return [text if text and text.strip() else name for name, text in zip(names, triples_factory.entity_descriptions)]
+    """Deprecated alias of :func:`pykeen_mkgformer.kgc.inputs.entity_texts`."""
+    from .inputs import entity_texts
+
+    return entity_texts(triples_factory, description)
 
 
 def _directed_relation_texts(triples_factory: Any) -> list[str]:
-    """Texts of the directed relations: ``2r`` is relation ``r``'s text, ``2r + 1`` is 'inverse of' it."""
-    texts = list(triples_factory.relation_texts)
-    real = triples_factory.real_num_relations if hasattr(triples_factory, "real_num_relations") else len(texts)
-    if len(texts) != real:
-        raise ValueError(f"relation_texts has {len(texts)} entries, but the factory has {real} real relations.")
-    directed = []
-    for text in texts:
-        directed.extend([text, f"inverse of {text}"])
-    return directed
+    """Deprecated alias of :func:`pykeen_mkgformer.kgc.inputs.directed_relation_texts`."""
+    from .inputs import directed_relation_texts
 
-
-def _plain(spec: Any) -> Any:
-    """Specs kept on the model: paths as strings, configs as dicts (picklable, JSON-friendly)."""
-    from transformers import PretrainedConfig
-
-    if isinstance(spec, Path):
-        return str(spec)
-    if isinstance(spec, PretrainedConfig):
-        return spec.to_dict()
-    if isinstance(spec, Mapping):
-        return dict(spec)
-    return spec
-
-
-def _load_tower(
-    spec: Any, overrides: Mapping[str, Any], dropout: float | None, role: str
-) -> tuple[nn.Module | None, PretrainedConfig]:
-    """A pretrained tower (for a name/folder) or only a config (for a dict: random weights, built by the encoder)."""
-    from transformers import AutoModel, CLIPVisionModel, ViTModel
-
-    from ..encoder.config import resolve_backbone_config
-
-    overrides = dict(overrides)
-    if dropout is not None:
-        overrides.update(_dropout_overrides(dropout, role))
-    if isinstance(spec, str):
-        config = resolve_backbone_config(spec, role=role)
-        for key, value in overrides.items():
-            setattr(config, key, value)
-        # the checkpoint's own config unless something is overridden
-        config_kwargs = dict(config=config) if overrides else {}
-        if role == "text":
-            model = AutoModel.from_pretrained(spec, **config_kwargs)
-        else:
-            model_class = CLIPVisionModel if config.model_type == "clip_vision_model" else ViTModel
-            model = model_class.from_pretrained(spec, **config_kwargs)
-        return model, config
-    config = resolve_backbone_config({**spec, **overrides} if isinstance(spec, Mapping) else spec, role=role)
-    return None, config
-
-
-def _dropout_overrides(dropout: float, role: str) -> dict[str, float]:
-    if role == "text":
-        return dict(hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
-    return dict(hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout, attention_dropout=dropout, dropout=dropout)
-
-
-def _pretrained_mlm_transform(source: str) -> dict[str, torch.Tensor] | None:
-    """BERT's ``cls.predictions.transform`` weights from a checkpoint, when it has them (else None)."""
-    from transformers.utils import cached_file
-
-    prefix = "cls.predictions.transform."
-    for file_name in ("model.safetensors", "pytorch_model.bin"):
-        try:
-            path = cached_file(source, file_name, _raise_exceptions_for_missing_entries=False)
-        except (OSError, ValueError):
-            path = None
-        if not path:
-            continue
-        if file_name.endswith(".safetensors"):
-            from safetensors import safe_open
-
-            with safe_open(path, framework="pt") as handle:
-                state = {key[len(prefix) :]: handle.get_tensor(key) for key in handle.keys() if key.startswith(prefix)}
-        else:
-            raw = torch.load(path, map_location="cpu", weights_only=True)
-            state = {key[len(prefix) :]: value for key, value in raw.items() if key.startswith(prefix)}
-        # old checkpoints name LayerNorm parameters gamma/beta
-        state = {key.replace(".gamma", ".weight").replace(".beta", ".bias"): value for key, value in state.items()}
-        return state or None
-    return None
-
-
-def _build_images(
-    image_paths: Sequence[Sequence[str]],
-    *,
-    vision: PretrainedConfig,
-    vision_source: Any,
-    max_images: int | None,
-    image_layout: Any,
-    cache_dir: str | Path | None,
-    progress: bool,
-) -> EntityImages | None:
-    """The entities' pixel cache for the chosen layout, or None when no image is used."""
-    from ..data.images import ImageLayout, image_processor_for
-
-    image_size = vision.image_size if isinstance(vision.image_size, int) else vision.image_size[0]
-    if image_layout is not None:
-        layout = image_layout if isinstance(image_layout, ImageLayout) else ImageLayout(
-            groups=tuple((int(count), int(side)) for count, side in image_layout)
-        )
-    elif max_images == 0:
-        return None
-    elif max_images is None and image_size == 224:
-        layout = ImageLayout.official()
-    else:
-        layout = ImageLayout.single(image_size, count=max_images or 1)
-    if layout.max_images == 0 or not any(image_paths):
-        if not any(image_paths):
-            warnings.warn("No entity has an image: MKGformer runs text-only.", stacklevel=3)
-        return None
-    patch = vision.patch_size
-    bad = [side for _, side in layout.groups if side % patch]
-    if bad:
-        raise ValueError(f"Image sides {bad} of the layout {layout.groups} are not multiples of the patch size {patch}.")
-    source = vision_source if isinstance(vision_source, (str, Path)) else vision
-    return EntityImages(
-        image_paths, processor=image_processor_for(source), layout=layout, cache_dir=cache_dir, progress=progress
-    )
+    return directed_relation_texts(triples_factory)
 
 
 # the official recipe's loss, registered with PyKEEN's loss resolver for experiment files (the training

@@ -160,10 +160,7 @@ def _tokenizer(model: MKGformer, tokenizer: Any) -> Any:
         from .inputs import build_tokenizer
 
         return build_tokenizer(model.spec["text_encoder"], tokenizer, [])
-    kept = getattr(model, "tokenizer", None)
-    if kept is not None:
-        return kept
-    from ..explain.link_prediction import recover_tokenizer
+    from .inputs import recover_tokenizer
 
     recovered = recover_tokenizer(model, model.label_factory, 0, 0)
     if recovered is None:
@@ -249,12 +246,6 @@ def add_entities(
             text_ids=queries.entity_text_ids[old_count:].cpu(),
             text_lengths=queries.entity_text_lengths[old_count:].cpu(),
         )
-    representation = model.entity_representation
-    bias = representation.bias
-    representation.bias = nn.Parameter(
-        torch.cat([bias.detach(), bias.new_zeros(count)]), requires_grad=bias.requires_grad
-    )
-    representation.num_entities += count
 
     # images, PyKEEN's entity count, the labels
     if model.images is not None:
@@ -268,6 +259,7 @@ def add_entities(
     elif any(images):
         warnings.warn("The model was built without images (text-only): the new entities' images are not used.", stacklevel=3)
     model.num_entities += count
+    model._entities_added(count)
     model.num_added_entities = getattr(model, "num_added_entities", 0) + count
     model.label_factory = extend_triples_factory(factory, labels, descriptions, images, names=names)
 
@@ -286,7 +278,7 @@ def add_entities(
         logger.info("stage 1 on %d new entities: loss per epoch %s", count, losses)
     # the extended model is the new starting point: PyKEEN's reset at the start of the next training
     # keeps it (also after saving and loading)
-    model._initial_versions = None
+    model._initial_fingerprint = None
     return {label: int(i) for label, i in zip(labels, new_ids.tolist())}
 
 

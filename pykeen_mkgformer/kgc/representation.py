@@ -1,13 +1,18 @@
-r"""Entity representations of MKGformer.
+r"""Entity and relation representations of MKGformer, as PyKEEN :class:`~pykeen.nn.Representation` s.
 
 An entity appears in two roles:
 
-- as the **known** entity of a query: its token, its text (:mod:`.inputs`) and its images, read
-  lazily from a memory-mapped :class:`~pykeen_mkgformer.data.images.PixelCache` for the entities
-  of the batch only (:class:`EntityImages`);
-- as a **candidate** answer: its token embedding :math:`\mathbf{e}_e` (a row of the text tower's
-  word embeddings, shared with the input side) and a bias :math:`b_e`
-  (:class:`EntityTokenRepresentation`).
+- as the **known** entity of a query (the head slot of :class:`~.interaction.MKGformerInteraction`):
+  its token and its text (:class:`EntityTextTokens`, token ids from :mod:`.inputs`) and its images,
+  read lazily from a memory-mapped :class:`~pykeen_mkgformer.data.images.PixelCache` for the
+  entities of the batch only (:class:`EntityImageRepresentation` over :class:`EntityImages`);
+- as a **candidate** answer (the tail slot): its token embedding :math:`\mathbf{e}_e` (a row of the
+  text tower's word embeddings, shared with the input side, :class:`EntityTokenEmbedding`) and a
+  bias :math:`b_e` (:class:`EntityBias`).
+
+A relation is its token and text (:class:`RelationTextTokens`).
+:class:`~.multimodal.MultimodalEntityRepresentation` turns an entity's text and images into one
+vector for any other PyKEEN interaction.
 
 Entity (and relation) token embeddings start as the mean word embedding of their own text
 (:func:`initialize_token_rows_from_text`), so a pretrained text tower knows roughly what they mean.
@@ -21,11 +26,18 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from pykeen.nn.representation import Representation
 from torch import nn
 
 __all__ = [
     "EntityImages",
     "EntityTokenRepresentation",
+    "EntityTextTokens",
+    "RelationTextTokens",
+    "EntityTokenEmbedding",
+    "EntityBias",
+    "EntityImageRepresentation",
+    "ImageBatch",
     "initialize_token_rows_from_text",
 ]
 
@@ -69,6 +81,182 @@ class EntityTokenRepresentation(nn.Module):
     def reset_parameters(self) -> None:
         """Zero biases."""
         nn.init.zeros_(self.bias)
+
+
+def _no_dropout(kwargs: dict[str, Any], name: str) -> None:
+    if kwargs.get("dropout"):
+        raise ValueError(f"{name} holds token ids or pixels: dropout does not apply to it.")
+
+
+class _AssemblerBacked(Representation):
+    """A representation read from a :class:`~.inputs.QueryAssembler`'s pre-tokenised texts.
+
+    The assembler is a submodule (so its buffers follow the representation to its device); the
+    model shares the same object, so entities added later (:func:`~.new_entities.add_entities`)
+    show up here too.
+    """
+
+    def __init__(self, *, queries: Any, max_id: int, shape: tuple[int, ...], **kwargs: Any):
+        _no_dropout(kwargs, type(self).__name__)
+        kwargs.setdefault("unique", False)
+        super().__init__(max_id=max_id, shape=shape, **kwargs)
+        self.queries = queries
+
+
+class EntityTextTokens(_AssemblerBacked):
+    """The known entity as the transformer reads it: its token id, then the ids of its text (description or name).
+
+    Shape ``(1 + width,)``, dtype long, padded with :data:`~.inputs.TOKEN_PAD` (-1).
+    """
+
+    def __init__(self, *, queries: Any, max_id: int | None = None, **kwargs: Any):
+        """:param queries: the model's :class:`~.inputs.QueryAssembler`."""
+        max_id = queries.num_entities if max_id is None else max_id
+        super().__init__(queries=queries, max_id=max_id, shape=(1 + queries.entity_text_ids.shape[1],), **kwargs)
+
+    def _plain_forward(self, indices: torch.LongTensor | None = None) -> torch.LongTensor:  # noqa: D102
+        if indices is None:
+            return self.queries.entity_tokens(None)
+        return self.queries.entity_tokens(indices.reshape(-1)).view(*indices.shape, -1)
+
+
+class RelationTextTokens(_AssemblerBacked):
+    """A directed relation as the transformer reads it: ``(2, 1 + width)`` token ids.
+
+    Row 0 is the relation's own token and text, row 1 those of its forward relation (the same row for
+    a forward relation; the official head query reads the forward relation). Ids ``2r`` / ``2r + 1``.
+    """
+
+    def __init__(self, *, queries: Any, max_id: int | None = None, **kwargs: Any):
+        """:param queries: the model's :class:`~.inputs.QueryAssembler`."""
+        max_id = queries.num_directed_relations if max_id is None else max_id
+        super().__init__(queries=queries, max_id=max_id, shape=(2, 1 + queries.relation_text_ids.shape[1]), **kwargs)
+
+    def _plain_forward(self, indices: torch.LongTensor | None = None) -> torch.LongTensor:  # noqa: D102
+        if indices is None:
+            return self.queries.relation_tokens(None)
+        return self.queries.relation_tokens(indices.reshape(-1)).view(*indices.shape, *self.shape)
+
+
+class EntityTokenEmbedding(Representation):
+    r"""The candidate side: entity token embeddings :math:`\mathbf{e}_t`, rows of the text tower's word embeddings.
+
+    A view on rows ``offset .. offset + max_id`` of the (resized) word embedding matrix, so what
+    stage 1 and the input side learn for an entity token is what the scorer compares against. The
+    embedding is owned (and saved) by the text tower; this module holds no parameter of its own.
+    """
+
+    def __init__(self, *, word_embeddings: nn.Embedding, offset: int, max_id: int, **kwargs: Any):
+        """Wrap the text tower's word embeddings.
+
+        :param word_embeddings: the (resized) input embeddings of the text tower
+        :param offset: the token id of entity 0
+        :param max_id: the number of entities
+        """
+        kwargs.setdefault("unique", False)
+        super().__init__(max_id=max_id, shape=(word_embeddings.embedding_dim,), **kwargs)
+        # a plain attribute, not a submodule: the embedding is owned by the text tower
+        self._word_embeddings = [word_embeddings]
+        self.offset = offset
+
+    @property
+    def word_embeddings(self) -> nn.Embedding:
+        """The text tower's word embeddings."""
+        return self._word_embeddings[0]
+
+    def _plain_forward(self, indices: torch.LongTensor | None = None) -> torch.FloatTensor:  # noqa: D102
+        weight = self.word_embeddings.weight[self.offset : self.offset + self.max_id]
+        if indices is None:
+            return weight
+        return weight[indices.to(weight.device)]
+
+
+class EntityBias(Representation):
+    r"""A learned scalar bias :math:`b_t` per candidate entity (zeros at start), shape ``()``."""
+
+    def __init__(self, *, max_id: int, **kwargs: Any):
+        """:param max_id: the number of entities."""
+        kwargs.setdefault("unique", False)
+        super().__init__(max_id=max_id, shape=(), **kwargs)
+        self.bias = nn.Parameter(torch.zeros(max_id))
+
+    def _plain_forward(self, indices: torch.LongTensor | None = None) -> torch.FloatTensor:  # noqa: D102
+        if indices is None:
+            return self.bias
+        return self.bias[indices.to(self.bias.device)]
+
+    def reset_parameters(self) -> None:
+        """Zero biases."""
+        nn.init.zeros_(self.bias)
+
+    def extend(self, count: int) -> None:
+        """Append ``count`` zero biases (new entities)."""
+        bias = self.bias
+        self.bias = nn.Parameter(torch.cat([bias.detach(), bias.new_zeros(count)]), requires_grad=bias.requires_grad)
+        self.max_id += count
+
+
+class ImageBatch:
+    """The images of some entities: one pixel tensor ``(*prefix, count, 3, side, side)`` and one mask
+    ``(*prefix, count)`` per resolution of the image layout.
+
+    What :class:`EntityImageRepresentation` returns; it broadcasts like a tensor with shape ``prefix``
+    (:meth:`unsqueeze`, :meth:`expand_to`), so PyKEEN's interaction helpers can pass it around.
+    """
+
+    def __init__(self, pixel_values: Sequence[torch.Tensor], image_mask: Sequence[torch.Tensor], prefix: tuple[int, ...]):
+        self.pixel_values = tuple(pixel_values)
+        self.image_mask = tuple(image_mask)
+        self.shape = torch.Size(prefix)
+
+    def unsqueeze(self, dim: int) -> ImageBatch:
+        """Insert a size-1 batch dimension at ``dim`` (counted within the prefix)."""
+        dim = dim if dim >= 0 else len(self.shape) + 1 + dim
+        prefix = (*self.shape[:dim], 1, *self.shape[dim:])
+        return ImageBatch(
+            [v.unsqueeze(dim) for v in self.pixel_values], [m.unsqueeze(dim) for m in self.image_mask], prefix
+        )
+
+    def flatten_to(self, prefix: tuple[int, ...]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Broadcast to ``prefix`` and flatten it: one row per query, as the encoder takes them."""
+        n = int(torch.Size(prefix).numel())
+        values = [v.expand(*prefix, *v.shape[len(self.shape):]).reshape(n, *v.shape[len(self.shape):]) for v in self.pixel_values]
+        masks = [m.expand(*prefix, *m.shape[len(self.shape):]).reshape(n, *m.shape[len(self.shape):]) for m in self.image_mask]
+        return values, masks
+
+
+class EntityImageRepresentation(Representation):
+    """The known entity's images, from the pixel cache (:class:`EntityImages`), as an :class:`ImageBatch`.
+
+    The result is not a single tensor (one tensor per resolution plus masks): its
+    :attr:`~pykeen.nn.Representation.shape` is ``()``, the per-entity part of each tensor follows the
+    image layout. Normalisation, regularisation and dropout do not apply to pixels.
+    """
+
+    def __init__(self, *, images: EntityImages, max_id: int | None = None, **kwargs: Any):
+        """:param images: the entities' pixel cache."""
+        _no_dropout(kwargs, type(self).__name__)
+        max_id = images.num_entities if max_id is None else max_id
+        super().__init__(max_id=max_id, shape=(), unique=False, **kwargs)
+        self.images = images
+        # follows the module to its device: where the pixels go when no indices are given
+        self.register_buffer("_device_marker", torch.empty(0), persistent=False)
+
+    def _plain_forward(self, indices: torch.LongTensor | None = None) -> ImageBatch:  # noqa: D102
+        device = self._device_marker.device
+        if indices is None:
+            indices = torch.arange(self.max_id)
+        else:
+            device = indices.device
+        values, masks = self.images.lookup(indices.reshape(-1), device=device)
+        prefix = tuple(indices.shape)
+        return ImageBatch(
+            [v.view(*prefix, *v.shape[1:]) for v in values], [m.view(*prefix, *m.shape[1:]) for m in masks], prefix
+        )
+
+    def forward(self, indices: torch.LongTensor | None = None) -> ImageBatch:
+        """The images of these entities (all for None); no normalizer, regulariser or dropout."""
+        return self._plain_forward(indices)
 
 
 @torch.no_grad()

@@ -1,0 +1,86 @@
+"""MKGformer as an ERModel: identical scores to the 0.1 ``Model`` form, parts in PyKEEN's resolvers, composition."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from kgc_reference import reference_scores
+from kgc_support import REPO_ROOT, run_python, single_thread, tiny_model_kwargs
+from pykeen.models import ERModel
+
+from pykeen_mkgformer.data import ShapesKG
+from pykeen_mkgformer.kgc import MKGformer
+from pykeen_mkgformer.kgc.interaction import MKGformerInteraction
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    with single_thread():
+        yield
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory) -> ShapesKG:
+    return ShapesKG(cache_root=tmp_path_factory.mktemp("shapes"), create_inverse_triples=True)
+
+
+@pytest.fixture(scope="module")
+def image_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("pixels")
+
+
+def _perturb(model: MKGformer) -> None:
+    """Weights that are not the initial ones (biases, token rows), so the test sees every term."""
+    generator = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        bias = model.entity_representations[2].bias
+        bias.copy_(torch.randn(bias.shape, generator=generator))
+        weight = model.interaction.encoder.get_input_embeddings().weight
+        weight.add_(0.1 * torch.randn(weight.shape, generator=generator))
+
+
+@pytest.mark.parametrize("recipe", ["plugin", "official"])
+def test_scores_equal_the_model_form_reference(shapes, image_cache, recipe):
+    """score_t / score_h / score_hrt / restricted candidates == 0.1's hand-written forward, to the bit."""
+    model = MKGformer(triples_factory=shapes.training, random_seed=0, recipe=recipe, **tiny_model_kwargs(image_cache))
+    assert isinstance(model, ERModel) and isinstance(model.interaction, MKGformerInteraction)
+    assert model.images is not None
+    _perturb(model)
+    model.eval()
+    hrt = shapes.training.mapped_triples[:7].clone()
+    with torch.no_grad():
+        expected_tails = reference_scores(model, hrt[:, 0], hrt[:, 1])
+        assert torch.equal(model.score_t(hrt[:, :2]), expected_tails)
+        # (?, r, t) is the query (t, r xor 1, ?): in the official format the head layout
+        expected_heads = reference_scores(model, hrt[:, 2], hrt[:, 1] ^ 1)
+        assert torch.equal(model.score_h(hrt[:, 1:]), expected_heads)
+        subset = torch.tensor([5, 0, 2])
+        assert torch.equal(model.score_t(hrt[:, :2], tails=subset), reference_scores(model, hrt[:, 0], hrt[:, 1], subset))
+        per_query = torch.randint(shapes.training.num_entities, (7, 4), generator=torch.Generator().manual_seed(1))
+        assert torch.allclose(
+            model.score_t(hrt[:, :2], tails=per_query), reference_scores(model, hrt[:, 0], hrt[:, 1], per_query), atol=1e-6
+        )
+        hrt_scores = model.score_hrt(hrt)
+        assert torch.allclose(hrt_scores[:, 0], expected_tails.gather(1, hrt[:, 2:3])[:, 0], atol=1e-5)
+
+
+def test_text_only_model_has_no_image_slot(shapes, image_cache):
+    model = MKGformer(triples_factory=shapes.training, random_seed=0, **tiny_model_kwargs(image_cache, max_images=0))
+    assert model.images is None and list(model.interaction.head_indices) == [0]
+    assert len(model.entity_representations) == 3
+    _perturb(model)
+    model.eval()
+    hr = shapes.training.mapped_triples[:3, :2]
+    with torch.no_grad():
+        assert torch.equal(model.score_t(hr), reference_scores(model, hr[:, 0], hr[:, 1]))
+
+
+def test_old_state_dict_keys_load(shapes, image_cache):
+    """A state dict of the Model form (``entity_representation.bias``) loads into the ERModel form."""
+    model = MKGformer(triples_factory=shapes.training, random_seed=0, **tiny_model_kwargs(image_cache))
+    state = model.state_dict()
+    bias = torch.arange(float(model.num_entities))
+    state["entity_representation.bias"] = bias
+    del state["entity_representations.2.bias"]
+    model.load_state_dict(state)
+    assert torch.equal(model.entity_representations[2].bias.detach(), bias)
