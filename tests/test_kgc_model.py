@@ -144,7 +144,7 @@ def test_without_inverse_triples_score_h_uses_the_inverse_token(tmp_path, image_
     with torch.no_grad():
         heads = model.score_h(triples[:, 1:])
         assert heads.shape == (4, dataset.training.num_entities)
-        expected = model._score_candidates(triples[:, 2], 2 * triples[:, 1] + 1, None)
+        expected = model._score_queries(triples[:, 2], 2 * triples[:, 1] + 1, None)
         assert torch.allclose(heads, expected)
         tails = model.score_t(triples[:, :2])
         assert not torch.allclose(heads, tails)
@@ -262,7 +262,7 @@ def test_reset_keeps_initial_weights_and_rebuilds_trained_ones(shapes, image_cac
     model.reset_parameters_()  # trained: re-initialised (random towers: fresh random weights)
     state = model.state_dict()
     assert not bool(state["entity_modeling_done"])
-    assert torch.equal(state["entity_representation.bias"], torch.zeros(shapes.training.num_entities))
+    assert torch.equal(state["entity_representations.2.bias"], torch.zeros(shapes.training.num_entities))
     for key, value in initial.items():
         if value.dtype.is_floating_point and value.numel() > 1:
             assert not torch.equal(state[key], value + 1.0), f"{key} was not reset"
@@ -311,7 +311,7 @@ def test_pretrained_text_tower_tokenizer_and_reset(shapes, image_cache):
 def test_mlm_transform_is_loaded_from_a_checkpoint_that_has_one(tmp_path):
     from transformers import BertConfig, BertForMaskedLM
 
-    from pykeen_mkgformer.kgc.model import _pretrained_mlm_transform
+    from pykeen_mkgformer.kgc.builder import pretrained_mlm_transform as _pretrained_mlm_transform
 
     torch.manual_seed(0)
     checkpoint = BertForMaskedLM(
@@ -331,7 +331,7 @@ def test_image_layout_choices(shapes, image_cache):
     from transformers import CLIPVisionConfig
 
     from pykeen_mkgformer.data import ImageLayout
-    from pykeen_mkgformer.kgc.model import _build_images
+    from pykeen_mkgformer.kgc.builder import build_images as _build_images
 
     paths = shapes.training.entity_images[:4]
     build = lambda vision, **kwargs: _build_images(  # noqa: E731
