@@ -649,3 +649,9 @@ from . import losses as _losses  # noqa: E402,F401
 from ..registration import ensure_registered  # noqa: E402
 
 ensure_registered()
+
+# the interaction and representations in PyKEEN's resolvers (pykeen.nn is complete whenever this module
+# loads; MultimodalRotatE joins the model resolver when pykeen.models is complete, see kgc.registry)
+from .registry import register_with_pykeen  # noqa: E402
+
+register_with_pykeen()

@@ -1,0 +1,60 @@
+"""Make PyKEEN's resolvers know MKGformer's parts, through their public ``register``.
+
+:func:`register_with_pykeen` adds
+
+- to ``pykeen.nn.modules.interaction_resolver``: :class:`~.interaction.MKGformerInteraction` (``"MKGformer"``);
+- to ``pykeen.nn.representation_resolver``: :class:`~.multimodal.MultimodalEntityRepresentation`
+  (``"MultimodalEntity"``) and MKGformer's own parts (``"EntityTextTokens"``, ``"RelationTextTokens"``,
+  ``"EntityTokenEmbedding"``, ``"EntityBias"``, ``"EntityImageRepresentation"``);
+- to ``pykeen.models.model_resolver``: :class:`~.multimodal.MultimodalRotatE` (``"MultimodalRotatE"``).
+
+It is idempotent. It imports ``pykeen.models``, so call it only once PyKEEN's model registry exists
+(the entry-point path must not import ``pykeen.models`` while ``pykeen.datasets`` is still
+initialising; see ``shared/DESIGN.md``).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+__all__ = ["register_with_pykeen", "REPRESENTATIONS"]
+
+#: names under which the representations are registered (the class name minus "Representation")
+REPRESENTATIONS = (
+    "MultimodalEntityRepresentation",
+    "EntityTextTokens",
+    "RelationTextTokens",
+    "EntityTokenEmbedding",
+    "EntityBias",
+    "EntityImageRepresentation",
+)
+
+
+def _register(resolver, cls) -> None:
+    if resolver.normalize_cls(cls) not in resolver.lookup_dict:
+        resolver.register(cls)
+
+
+def register_with_pykeen(model_resolver: Any = None) -> None:
+    """Register the interaction, the representations and ``MultimodalRotatE`` with PyKEEN's resolvers (once).
+
+    :param model_resolver: PyKEEN's model resolver; default: ``pykeen.models.model_resolver`` if
+        ``pykeen.models`` is fully imported, else the model is not registered now (call again later,
+        or pass the resolver, as :mod:`pykeen_mkgformer.registration` has it while PyKEEN builds it)
+    """
+    from pykeen.nn import representation_resolver
+    from pykeen.nn.modules import interaction_resolver
+
+    from . import multimodal, representation
+    from .interaction import MKGformerInteraction
+
+    _register(interaction_resolver, MKGformerInteraction)
+    for name in REPRESENTATIONS:
+        module = multimodal if hasattr(multimodal, name) else representation
+        _register(representation_resolver, getattr(module, name))
+    if model_resolver is None:
+        models = sys.modules.get("pykeen.models")
+        model_resolver = getattr(models, "model_resolver", None) if models is not None else None
+    if model_resolver is not None:
+        _register(model_resolver, multimodal.MultimodalRotatE)
