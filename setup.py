@@ -44,6 +44,8 @@ setup(
             "playwright>=1.40",
             # data-parallel tests: PyKEEN's Lightning integration (pykeen.contrib.lightning) with DDP on 2 CPU processes
             "pytorch-lightning>=2.1,<3",
+            # PyKEEN's own interaction / representation test cases (tests/pykeen_cases.py) build on it
+            "unittest-templates>=0.1",
         ],
     },
     entry_points={

@@ -217,6 +217,21 @@ class ImageBatch:
             [v.unsqueeze(dim) for v in self.pixel_values], [m.unsqueeze(dim) for m in self.image_mask], prefix
         )
 
+    def split(self, split_size: int, dim: int = 0) -> list[ImageBatch]:
+        """Split along a prefix dimension (PyKEEN's sliced scoring, :func:`pykeen.nn.modules.parallel_slice_batches`)."""
+        dim = dim if dim >= 0 else len(self.shape) + dim
+        values = [v.split(split_size, dim=dim) for v in self.pixel_values]
+        masks = [m.split(split_size, dim=dim) for m in self.image_mask]
+        parts = range(len(values[0])) if values else range(0)
+        return [
+            ImageBatch(
+                [v[i] for v in values],
+                [m[i] for m in masks],
+                (*self.shape[:dim], values[0][i].shape[dim], *self.shape[dim + 1 :]),
+            )
+            for i in parts
+        ]
+
     def flatten_to(self, prefix: tuple[int, ...]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Broadcast to ``prefix`` and flatten it: one row per query, as the encoder takes them."""
         n = int(torch.Size(prefix).numel())
