@@ -84,3 +84,79 @@ def test_old_state_dict_keys_load(shapes, image_cache):
     del state["entity_representations.2.bias"]
     model.load_state_dict(state)
     assert torch.equal(model.entity_representations[2].bias.detach(), bias)
+
+
+# ---------------------------------------------------------------------- PyKEEN's resolvers, composition
+def test_parts_resolve_in_a_fresh_interpreter():
+    """After PyKEEN builds its model registry (``pipeline``'s import), the plugin's parts resolve by name."""
+    code = (
+        "from pykeen.pipeline import pipeline\n"
+        "from pykeen.nn.modules import interaction_resolver\n"
+        "from pykeen.nn import representation_resolver\n"
+        "from pykeen_mkgformer.kgc.interaction import MKGformerInteraction\n"
+        "from pykeen_mkgformer.kgc.multimodal import MultimodalEntityRepresentation\n"
+        "assert interaction_resolver.lookup('MKGformer') is MKGformerInteraction\n"
+        "assert representation_resolver.lookup('MultimodalEntity') is MultimodalEntityRepresentation\n"
+        "for name in ('EntityTextTokens', 'RelationTextTokens', 'EntityTokenEmbedding', 'EntityBias', 'EntityImage'):\n"
+        "    representation_resolver.lookup(name)\n"
+        "print('ok')\n"
+    )
+    assert run_python(code, cwd=REPO_ROOT).stdout.strip().endswith("ok")
+
+
+def test_rotate_over_the_multimodal_representation(shapes, image_cache):
+    """ERModel(interaction="RotatE", entity_representations=<multimodal>) and the CombinedRepresentation form train."""
+    from pykeen.nn.representation import CombinedRepresentation, Embedding
+    from pykeen.training import SLCWATrainingLoop
+
+    from pykeen_mkgformer.kgc.multimodal import MultimodalEntityRepresentation
+
+    factory = shapes.training
+    multimodal = MultimodalEntityRepresentation(
+        triples_factory=factory, model_kwargs=tiny_model_kwargs(image_cache, random_seed=0), shape=8, dtype=torch.cfloat
+    )
+    combined = CombinedRepresentation(
+        max_id=factory.num_entities,
+        base=[Embedding(max_id=factory.num_entities, shape=8, dtype=torch.cfloat), multimodal],
+        combination="ComplexSeparated",
+        combination_kwargs=dict(combination="ConcatProjection", combination_kwargs=dict(input_dims=[8, 8], output_dim=8)),
+    )
+    for entities in (multimodal, combined):
+        model = ERModel(
+            triples_factory=factory,
+            interaction="RotatE",
+            entity_representations=entities,
+            relation_representations_kwargs=dict(shape=8, dtype=torch.cfloat),
+            random_seed=0,
+        )
+        encoder_state = {k: v.clone() for k, v in multimodal.model.state_dict().items()}
+        losses = SLCWATrainingLoop(model=model, triples_factory=factory).train(
+            triples_factory=factory, num_epochs=3, batch_size=64, use_tqdm=False
+        )
+        assert losses[-1] < losses[0]
+        # the hybrid encoder is frozen and never reset by the host model
+        assert all(torch.equal(v, multimodal.model.state_dict()[k]) for k, v in encoder_state.items())
+        assert model.score_t(factory.mapped_triples[:2, :2]).shape == (2, factory.num_entities)
+
+
+def test_multimodal_rotate_trains_by_name_through_pipeline(shapes, image_cache):
+    from pykeen.pipeline import pipeline
+
+    from pykeen_mkgformer.kgc.registry import register_with_pykeen
+
+    register_with_pykeen()  # the plugin's registration calls it where PyKEEN builds its model registry
+    result = pipeline(
+        model="MultimodalRotatE",
+        model_kwargs=dict(
+            embedding_dim=8,
+            structure=True,
+            multimodal_kwargs=dict(model_kwargs=tiny_model_kwargs(image_cache, random_seed=0)),
+        ),
+        training=shapes.training,
+        testing=shapes.testing,
+        training_kwargs=dict(num_epochs=2, batch_size=128, use_tqdm=False),
+        evaluation_kwargs=dict(use_tqdm=False),
+        random_seed=0,
+    )
+    assert type(result.model).__name__ == "MultimodalRotatE"
+    assert 0.0 < result.metric_results.get_metric("mrr") <= 1.0
