@@ -1,9 +1,13 @@
 """MKGformer link prediction as a PyKEEN model.
 
-- :class:`MKGformer` (:mod:`.model`): the PyKEEN model (``pipeline(model="MKGformer", ...)``)
-- :class:`MKGformerInteraction` (:mod:`.interaction`): encoder + MLM transform, one matmul over entities
-- :mod:`.representation`: entity token embeddings, entity images
-- :mod:`.inputs`: tokenizer, pre-tokenised texts, vectorised query assembly
+- :class:`MKGformer` (:mod:`.model`): the PyKEEN ``ERModel`` (``pipeline(model="MKGformer", ...)``)
+- :class:`MKGformerInteraction` (:mod:`.interaction`): a PyKEEN interaction, encoder + MLM head, one matmul over entities
+- :mod:`.representation`: PyKEEN representations: entity / relation token ids, entity images, token embeddings, biases
+- :mod:`.multimodal`: :class:`MultimodalEntityRepresentation` (one vector per entity for any interaction),
+  :class:`MultimodalRotatE`
+- :mod:`.registry`: :func:`register_with_pykeen` (PyKEEN's interaction, representation and model resolvers)
+- :mod:`.builder`: towers, encoder, MLM head and pixel cache as the model builds them
+- :mod:`.inputs`: tokenizer, pre-tokenised texts, vectorised query assembly, :func:`recover_tokenizer`
 - :class:`EntityModeling` (:mod:`.entity_modeling`): stage 1
 - :class:`KGCRecipe` (:mod:`.recipe`): the plugin's or the official code's inputs, initialisation and stage 1
 - :class:`SmoothedSoftmaxCrossEntropyLoss` (:mod:`.losses`) and the training callbacks of :mod:`.training`
@@ -31,6 +35,17 @@ __all__ = [
     "DecoupledWeightDecayTrainingCallback",
     "EntityImages",
     "EntityTokenRepresentation",
+    "EntityTextTokens",
+    "RelationTextTokens",
+    "EntityTokenEmbedding",
+    "EntityBias",
+    "EntityImageRepresentation",
+    "MultimodalEntityRepresentation",
+    "MultimodalRotatE",
+    "register_with_pykeen",
+    "entity_texts",
+    "directed_relation_texts",
+    "recover_tokenizer",
     "QueryAssembler",
     "QueryBatch",
     "build_tokenizer",
@@ -55,6 +70,17 @@ _WHERE = {
     "DecoupledWeightDecayTrainingCallback": ".training",
     "EntityImages": ".representation",
     "EntityTokenRepresentation": ".representation",
+    "EntityTextTokens": ".representation",
+    "RelationTextTokens": ".representation",
+    "EntityTokenEmbedding": ".representation",
+    "EntityBias": ".representation",
+    "EntityImageRepresentation": ".representation",
+    "MultimodalEntityRepresentation": ".multimodal",
+    "MultimodalRotatE": ".multimodal",
+    "register_with_pykeen": ".registry",
+    "entity_texts": ".inputs",
+    "directed_relation_texts": ".inputs",
+    "recover_tokenizer": ".inputs",
     "QueryAssembler": ".inputs",
     "QueryBatch": ".inputs",
     "build_tokenizer": ".inputs",

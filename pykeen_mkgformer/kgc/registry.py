@@ -15,20 +15,21 @@ initialising; see ``shared/DESIGN.md``).
 
 from __future__ import annotations
 
+import importlib
 import sys
 from typing import Any
 
 __all__ = ["register_with_pykeen", "REPRESENTATIONS"]
 
-#: names under which the representations are registered (the class name minus "Representation")
-REPRESENTATIONS = (
-    "MultimodalEntityRepresentation",
-    "EntityTextTokens",
-    "RelationTextTokens",
-    "EntityTokenEmbedding",
-    "EntityBias",
-    "EntityImageRepresentation",
-)
+#: the representations and their modules (registered under the class name minus "Representation")
+REPRESENTATIONS = {
+    "EntityTextTokens": "representation",
+    "RelationTextTokens": "representation",
+    "EntityTokenEmbedding": "representation",
+    "EntityBias": "representation",
+    "EntityImageRepresentation": "representation",
+    "MultimodalEntityRepresentation": "multimodal",
+}
 
 
 def _register(resolver, cls) -> None:
@@ -46,15 +47,18 @@ def register_with_pykeen(model_resolver: Any = None) -> None:
     from pykeen.nn import representation_resolver
     from pykeen.nn.modules import interaction_resolver
 
-    from . import multimodal, representation
     from .interaction import MKGformerInteraction
 
     _register(interaction_resolver, MKGformerInteraction)
-    for name in REPRESENTATIONS:
-        module = multimodal if hasattr(multimodal, name) else representation
-        _register(representation_resolver, getattr(module, name))
+    # a module still being imported (its import of pykeen.models led here) is skipped: it calls this
+    # function again at its end
+    for name, module_name in REPRESENTATIONS.items():
+        cls = getattr(importlib.import_module(f"{__package__}.{module_name}"), name, None)
+        if cls is not None:
+            _register(representation_resolver, cls)
     if model_resolver is None:
         models = sys.modules.get("pykeen.models")
         model_resolver = getattr(models, "model_resolver", None) if models is not None else None
-    if model_resolver is not None:
-        _register(model_resolver, multimodal.MultimodalRotatE)
+    rotate = getattr(importlib.import_module(f"{__package__}.multimodal"), "MultimodalRotatE", None)
+    if model_resolver is not None and rotate is not None:
+        _register(model_resolver, rotate)

@@ -47,6 +47,9 @@ logger = logging.getLogger(__name__)
 class EntityTokenRepresentation(nn.Module):
     r"""The candidate side: entity token embeddings :math:`\mathbf{E}` (tied to the word embeddings) and biases :math:`\mathbf{b}`.
 
+    The 0.1 form, kept for code that builds it; :class:`~.model.MKGformer` now uses the PyKEEN
+    representations :class:`EntityTokenEmbedding` and :class:`EntityBias`.
+
     The embeddings are a view on rows ``offset .. offset + num_entities`` of the text tower's word
     embedding matrix, so what stage 1 and the input side learn for an entity token is what the
     scorer compares against.
