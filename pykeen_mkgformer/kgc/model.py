@@ -298,6 +298,11 @@ class MKGformer(ERModel):
         self.frozen_parameters = self._freeze_unused_parameters()
         self._initial_fingerprint = self._parameter_fingerprint()
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        if "entity_representations" not in self._modules:  # pickled by 0.1, when MKGformer was a plain Model
+            _upgrade_model_form(self)
+
     # ------------------------------------------------------------------ parts
     @property
     def images(self) -> EntityImages | None:
@@ -588,6 +593,35 @@ def _check_multimodal(triples_factory: Any) -> None:
             "entity_descriptions=..., entity_images=..., relation_texts=...), or use a multimodal dataset such "
             "as WN18IMG, FB15k237IMG, WN18IMGMini or ShapesKG."
         )
+
+
+def _upgrade_model_form(model: MKGformer) -> None:
+    """Give an MKGformer unpickled from 0.1 (``entity_representation``, ``images``) the ERModel layout, same weights."""
+    old = model._modules.pop("entity_representation")
+    images = model.__dict__.pop("images", None)
+    queries = model.queries
+    count = old.num_entities
+    interaction = model.interaction
+    interaction.layout = queries.layout
+    interaction.use_images = images is not None
+    if images is None:
+        interaction.entity_shape, interaction._head_indices = ("w", "d", ""), (0,)
+    bias = EntityBias(max_id=count)
+    bias.bias = old.bias
+    representations = [
+        EntityTextTokens(queries=queries, max_id=count),
+        EntityTokenEmbedding(word_embeddings=old.word_embeddings, offset=old.offset, max_id=count),
+        bias,
+    ]
+    if images is not None:
+        representations.append(EntityImageRepresentation(images=images, max_id=count))
+    model.entity_representations = nn.ModuleList(representations)
+    model.relation_representations = nn.ModuleList([RelationTextTokens(queries=queries)])
+    model.weight_regularizers = nn.ModuleList()
+    model.register_load_state_dict_pre_hook(_rename_old_keys)
+    # the weights as loaded are the starting point of the next training (its reset keeps them)
+    model.__dict__.pop("_initial_versions", None)
+    model._initial_fingerprint = None
 
 
 def _rename_old_keys(module: MKGformer, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
