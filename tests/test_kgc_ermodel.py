@@ -160,3 +160,31 @@ def test_multimodal_rotate_trains_by_name_through_pipeline(shapes, image_cache):
     )
     assert type(result.model).__name__ == "MultimodalRotatE"
     assert 0.0 < result.metric_results.get_metric("mrr") <= 1.0
+
+
+class _CosineHead(MKGformerInteraction):
+    """A second scoring head in one class: cosine similarity, scaled, no bias."""
+
+    def score_candidates(self, queries, entity_embeddings, entity_bias):
+        queries = torch.nn.functional.normalize(queries, dim=-1)
+        entity_embeddings = torch.nn.functional.normalize(entity_embeddings, dim=-1)
+        return 10.0 * super().score_candidates(queries, entity_embeddings, torch.zeros_like(entity_bias))
+
+
+def test_a_scoring_head_is_one_class(shapes, image_cache):
+    model = MKGformer(triples_factory=shapes.training, random_seed=0, scoring_head=_CosineHead, **tiny_model_kwargs(image_cache))
+    assert type(model.interaction) is _CosineHead
+    _perturb(model)
+    model.eval()
+    hr = shapes.training.mapped_triples[:4, :2]
+    with torch.no_grad():
+        vectors = model.encode_queries(hr[:, 0], hr[:, 1])
+        embeddings, _ = model.candidate_vectors()
+        by_hand = 10.0 * torch.nn.functional.normalize(vectors, dim=-1) @ torch.nn.functional.normalize(embeddings, dim=-1).t()
+        assert torch.allclose(model.score_t(hr), by_hand, atol=1e-5)
+        assert float(model.score_t(hr).abs().max()) <= 10.0 + 1e-4
+        # score_hrt goes through the same head
+        hrt = shapes.training.mapped_triples[:4]
+        assert torch.allclose(model.score_hrt(hrt)[:, 0], by_hand.gather(1, hrt[:, 2:3])[:, 0], atol=1e-5)
+    with pytest.raises(TypeError, match="scoring_head"):
+        MKGformer(triples_factory=shapes.training, scoring_head="TransE", **tiny_model_kwargs(image_cache))

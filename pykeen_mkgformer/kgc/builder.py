@@ -75,9 +75,17 @@ def vision_config(spec: Mapping[str, Any]) -> PretrainedConfig:
 
 
 def build_interaction(
-    spec: Mapping[str, Any], queries: QueryAssembler, recipe: KGCRecipe, *, use_images: bool
+    spec: Mapping[str, Any],
+    queries: QueryAssembler,
+    recipe: KGCRecipe,
+    *,
+    use_images: bool,
+    interaction_class: type[MKGformerInteraction] | None = None,
 ) -> MKGformerInteraction:
-    """The encoder (pretrained or random), resized for the new tokens, token rows initialised from text, the MLM head."""
+    """The encoder (pretrained or random), resized for the new tokens, token rows initialised from text, the MLM head.
+
+    :param interaction_class: the scoring head, :class:`~.interaction.MKGformerInteraction` or a subclass
+    """
     from transformers.models.bert.modeling_bert import BertPredictionHeadTransform
 
     from ..encoder import HybridConfig, HybridTransformer
@@ -126,7 +134,8 @@ def build_interaction(
         if state is not None:
             transform.load_state_dict(state)
             logger.info("loaded the MLM transform of %s", spec["text_encoder"])
-    return MKGformerInteraction(encoder, transform, layout=queries.layout, use_images=use_images)
+    interaction_class = MKGformerInteraction if interaction_class is None else interaction_class
+    return interaction_class(encoder, transform, layout=queries.layout, use_images=use_images)
 
 
 def _plain(spec: Any) -> Any:

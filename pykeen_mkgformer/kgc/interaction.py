@@ -160,13 +160,24 @@ class MKGformerInteraction(Interaction):
     def _score_broadcast(
         self, queries: torch.FloatTensor, embeddings: torch.FloatTensor, bias: torch.FloatTensor
     ) -> torch.FloatTensor:
-        """Scores of broadcast queries ``(*pq, d)`` and candidates ``(*pt, d)``: one product when the shapes allow."""
+        """Scores of broadcast queries ``(*pq, d)`` and candidates ``(*pt, d)``, always through :meth:`score_candidates`.
+
+        ``score_t``'s shapes (``(b, 1, d)`` against ``(1, n, d)`` or ``(b, n, d)``) are one product; any other
+        broadcast is flattened to one candidate per query.
+        """
         if queries.dim() == 3 and embeddings.dim() == 3 and queries.shape[1] == 1:
             if embeddings.shape[0] == 1:  # score_t: (b, 1, d) x (1, n, d)
                 return self.score_candidates(queries[:, 0], embeddings[0], bias[0])
             if embeddings.shape[0] == queries.shape[0]:  # per-query candidates: (b, 1, d) x (b, n, d)
                 return self.score_candidates(queries[:, 0], embeddings, bias)
-        return (queries * embeddings).sum(dim=-1) + bias
+        prefix = torch.broadcast_shapes(queries.shape[:-1], embeddings.shape[:-1], bias.shape)
+        n, dim = prefix.numel(), queries.shape[-1]
+        scores = self.score_candidates(
+            queries.expand(*prefix, dim).reshape(n, dim),
+            embeddings.expand(*prefix, dim).reshape(n, 1, dim),
+            bias.expand(prefix).reshape(n, 1),
+        )
+        return scores.view(prefix)
 
     # docstr-coverage: inherited
     def forward(self, h: Any, r: torch.LongTensor, t: Sequence[torch.FloatTensor]) -> torch.FloatTensor:  # noqa: D102

@@ -133,6 +133,7 @@ class MKGformer(ERModel):
         entity_modeling_batch_size: int = 64,
         entity_modeling_lr: float = 5e-4,
         gradient_checkpointing: bool = False,
+        scoring_head: str | type[MKGformerInteraction] | None = None,
         progress: bool = True,
         loss: HintOrType[Loss] = None,
         loss_kwargs: Mapping[str, Any] | None = None,
@@ -172,6 +173,9 @@ class MKGformer(ERModel):
         :param entity_modeling_batch_size: stage-1 batch size
         :param entity_modeling_lr: stage-1 learning rate (Adam on the new token embeddings only)
         :param gradient_checkpointing: recompute activations in the backward pass (saves memory)
+        :param scoring_head: the interaction that scores a query against the candidates: a subclass of
+            :class:`~pykeen_mkgformer.kgc.interaction.MKGformerInteraction` or its name in PyKEEN's
+            ``interaction_resolver``; default: the 1-N MLM head
         :param progress: progress bars for image preprocessing and stage 1
         :param loss: the loss (default: BCE with logits, as the paper)
         :param loss_kwargs: its keyword arguments
@@ -228,7 +232,8 @@ class MKGformer(ERModel):
             cache_dir=image_cache_dir,
             progress=progress,
         )
-        interaction = build_interaction(spec, queries, recipe, use_images=images is not None)
+        head = _resolve_scoring_head(scoring_head)
+        interaction = build_interaction(spec, queries, recipe, use_images=images is not None, interaction_class=head)
         max_positions = getattr(interaction.encoder.text_config, "max_position_embeddings", None)
         if max_positions is not None and max_seq_length > max_positions:
             raise ValueError(
@@ -261,6 +266,8 @@ class MKGformer(ERModel):
         self._random_seed = random_seed if isinstance(random_seed, int) else None
         self.recipe = recipe
         self.spec = spec
+        #: the interaction class (scoring head), rebuilt with it on reset
+        self.scoring_head = head
         if not self.use_inverse_triples:
             logger.warning(
                 "MKGformer without inverse triples: head prediction is trained only by training loops that call "
@@ -335,7 +342,13 @@ class MKGformer(ERModel):
         """The encoder and MLM head as built at construction (pretrained or random weights, text-initialised tokens)."""
         from .builder import build_interaction
 
-        return build_interaction(self.spec, self.queries, self.recipe, use_images=self.images is not None)
+        return build_interaction(
+            self.spec,
+            self.queries,
+            self.recipe,
+            use_images=self.images is not None,
+            interaction_class=getattr(self, "scoring_head", None),
+        )
 
     def _freeze_unused_parameters(self) -> tuple[str, ...]:
         """Freeze the parameters that no score depends on; return their names.
@@ -593,6 +606,21 @@ def _check_multimodal(triples_factory: Any) -> None:
             "entity_descriptions=..., entity_images=..., relation_texts=...), or use a multimodal dataset such "
             "as WN18IMG, FB15k237IMG, WN18IMGMini or ShapesKG."
         )
+
+
+def _resolve_scoring_head(head: str | type | None) -> type[MKGformerInteraction]:
+    """The interaction class for ``scoring_head`` (a class or a name in PyKEEN's ``interaction_resolver``)."""
+    from .interaction import MKGformerInteraction
+
+    if head is None:
+        return MKGformerInteraction
+    if isinstance(head, str):
+        from pykeen.nn.modules import interaction_resolver
+
+        head = interaction_resolver.lookup(head)
+    if not (isinstance(head, type) and issubclass(head, MKGformerInteraction)):
+        raise TypeError(f"scoring_head must be MKGformerInteraction or a subclass of it, got {head!r}.")
+    return head
 
 
 def _upgrade_model_form(model: MKGformer) -> None:
