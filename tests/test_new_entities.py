@@ -94,6 +94,17 @@ def test_add_entities_scores_new_entities_and_keeps_the_old_scores(saved, shapes
         new_queries = model.predict_t(torch.tensor([[ids["new_a"], 0], [ids["new_b"], 0]]))
         assert not torch.allclose(new_queries[0], new_queries[1])
 
+    # explain reads a new entity's text with the model's own tokenizer (a rebuilt one would differ: the
+    # WordPiece vocabulary of a random text tower is trained on the graph's texts, which now include the new ones)
+    from pykeen_mkgformer.explain.link_prediction import explain_link_prediction
+    from pykeen_mkgformer.kgc.inputs import recover_tokenizer
+
+    assert recover_tokenizer(model, model.label_factory, ids["new_a"], 0) is model.tokenizer
+    explanation = explain_link_prediction(model, model.label_factory, head="new_b", relation=model.label_factory.relation_id_to_label[0])
+    words = [token.text for token in explanation.tokens if token.kind == "text"]
+    expected = model.tokenizer.tokenize("a large red circle")
+    assert words[-len(expected) :] == expected and "#" not in "".join(expected)
+
     relation = model.label_factory.relation_id_to_label[0]
     as_query = predict_target(model=model, head="new_a", relation=relation, triples_factory=model.label_factory).df
     assert len(as_query) == old_count + 2 and {"new_a", "new_b"} <= set(as_query["tail_label"])
