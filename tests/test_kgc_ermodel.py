@@ -62,6 +62,10 @@ def test_scores_equal_the_model_form_reference(shapes, image_cache, recipe):
         )
         hrt_scores = model.score_hrt(hrt)
         assert torch.allclose(hrt_scores[:, 0], expected_tails.gather(1, hrt[:, 2:3])[:, 0], atol=1e-5)
+        # ERModel's general broadcast forward: (b, 1) heads and relations against (1, n) tails
+        every = torch.arange(model.num_entities).unsqueeze(0)
+        broadcast = model(hrt[:, 0:1], hrt[:, 1:2], every, mode=None)
+        assert torch.allclose(broadcast, expected_tails, atol=1e-5)
 
 
 def test_text_only_model_has_no_image_slot(shapes, image_cache):

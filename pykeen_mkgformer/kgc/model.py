@@ -522,6 +522,22 @@ class MKGformer(ERModel):
             raise NotImplementedError("MKGformer is transductive; inductive modes are not supported.")
 
     # docstr-coverage: inherited
+    def forward(  # noqa: D102
+        self,
+        h_indices: LongTensor,
+        r_indices: LongTensor,
+        t_indices: LongTensor,
+        slice_size: int | None = None,
+        slice_dim: int = 0,
+        *,
+        mode: InductiveMode | None = None,
+    ) -> FloatTensor:
+        # PyKEEN's broadcast scoring, f(h, r, t) for (h, r, ?) queries: PyKEEN's relation ids -> directed ids
+        self._maybe_run_entity_modeling()
+        directed = self._directed_relations(r_indices, head_side=False)
+        return super().forward(h_indices, directed, t_indices, slice_size=slice_size, slice_dim=slice_dim, mode=mode)
+
+    # docstr-coverage: inherited
     def score_hrt(self, hrt_batch: LongTensor, *, mode: InductiveMode | None = None) -> FloatTensor:  # noqa: D102
         self._check_mode(mode)
         self._maybe_run_entity_modeling()
