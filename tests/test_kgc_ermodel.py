@@ -192,3 +192,31 @@ def test_a_scoring_head_is_one_class(shapes, image_cache):
         assert torch.allclose(model.score_hrt(hrt)[:, 0], by_hand.gather(1, hrt[:, 2:3])[:, 0], atol=1e-5)
     with pytest.raises(TypeError, match="scoring_head"):
         MKGformer(triples_factory=shapes.training, scoring_head="TransE", **tiny_model_kwargs(image_cache))
+
+
+def test_a_model_pickled_in_the_model_form_loads_with_the_same_scores(shapes, image_cache):
+    """0.1 pickled ``entity_representation`` (token rows + bias) and ``images`` on a plain ``Model``: they upgrade."""
+    import pickle
+
+    from pykeen_mkgformer.kgc.representation import EntityTokenRepresentation
+
+    model = MKGformer(triples_factory=shapes.training, random_seed=0, **tiny_model_kwargs(image_cache))
+    _perturb(model)
+    model.eval()
+    hr = shapes.training.mapped_triples[:5, :2]
+    with torch.no_grad():
+        expected = model.score_t(hr)
+    # the 0.1 layout, as it was pickled: its attribute and module names, no ERModel parts
+    representations = model._modules.pop("entity_representations")
+    for name in ("relation_representations", "weight_regularizers"):
+        model._modules.pop(name)
+    old = EntityTokenRepresentation(representations[1].word_embeddings, offset=representations[1].offset, num_entities=model.num_entities)
+    old.bias = representations[2].bias
+    model._modules["entity_representation"] = old
+    model.__dict__["images"] = representations[3].images
+    for name in ("layout", "use_images"):
+        model.interaction.__dict__.pop(name)
+    restored = pickle.loads(pickle.dumps(model))
+    assert isinstance(restored, ERModel) and restored.images is not None and len(restored.entity_representations) == 4
+    with torch.no_grad():
+        assert torch.equal(restored.score_t(hr), expected)
