@@ -5,11 +5,13 @@ its text in ``[CLS] [MASK] is <e text> [SEP]`` (the official sentence with the o
 its images on the vision side, through the hybrid encoder (PGI and CAF in the fused layers). The
 ``[MASK]`` state after BERT's MLM transform is the entity's vector
 :math:`\mathbf{v}_e = \mathrm{MLM}(\mathrm{Hybrid}(\text{text}_e, \text{images}_e)_{[MASK]}) \in \mathbb{R}^H`,
-and the representation is a trainable linear map of it,
+standardised over the entities (:math:`\hat{\mathbf{v}}_e = (\mathbf{v}_e - \boldsymbol{\mu}) / \boldsymbol{\sigma}`,
+per dimension: an untrained encoder gives every entity nearly the same state, and what tells them apart
+is the small part that varies), and the representation is a trainable linear map of it,
 
 .. math::
 
-    \mathbf{x}_e = \mathbf{W}\mathbf{v}_e + \mathbf{b} \in \mathbb{R}^{D}
+    \mathbf{x}_e = \mathbf{W}\hat{\mathbf{v}}_e + \mathbf{b} \in \mathbb{R}^{D}
     \quad(\text{or } \mathbb{C}^{D/2} \text{ read as pairs, for complex interactions such as RotatE}).
 
 The encoder is frozen: the vectors :math:`\mathbf{v}_e` are computed once for all entities (a cache,
@@ -81,6 +83,7 @@ class MultimodalEntityRepresentation(Representation):
         shape: int | tuple[int, ...] | None = None,
         dtype: torch.dtype | None = None,
         projection: bool | None = None,
+        standardize: bool = True,
         batch_size: int = 256,
         progress: bool = False,
         **kwargs: Any,
@@ -98,6 +101,7 @@ class MultimodalEntityRepresentation(Representation):
             complex numbers, ``shape`` complex entries; default: real
         :param projection: whether a trainable linear map follows the frozen vectors (default: when ``shape``
             or ``dtype`` differ from the encoder's output)
+        :param standardize: standardise each dimension of the vectors over the entities (zero mean, unit variance)
         :param batch_size: entities per encoder pass when the cache is (re)built
         :param progress: a progress bar while encoding
         :param kwargs: passed to :class:`~pykeen.nn.representation.Representation` (normalizer, dropout, ...)
@@ -131,6 +135,7 @@ class MultimodalEntityRepresentation(Representation):
         # a plain attribute: the (frozen) encoder stays out of the module tree, state dict and resets
         self._model = [model]
         self.complex_output = complex_output
+        self.standardize = standardize
         self.batch_size = batch_size
         self.progress = progress
         self.projection = nn.Linear(hidden, width) if projection else None
@@ -147,7 +152,10 @@ class MultimodalEntityRepresentation(Representation):
         model = self.model
         if next(model.parameters()).device != device:
             model.to(device)
-        self.features = encode_entities(model, batch_size=self.batch_size, progress=self.progress).to(device)
+        features = encode_entities(model, batch_size=self.batch_size, progress=self.progress).to(device)
+        if self.standardize and features.shape[0] > 1:
+            features = (features - features.mean(dim=0)) / features.std(dim=0).clamp(min=1e-6)
+        self.features = features
         return self.features
 
     def _plain_forward(self, indices: torch.LongTensor | None = None) -> torch.FloatTensor:  # noqa: D102
