@@ -159,10 +159,13 @@ class EntityTextTokensTests(_AssemblerCase):
 class RelationTextTokensTests(_AssemblerCase):
     cls = RelationTextTokens
     max_id: ClassVar[int] = 4  # two relations, each forward and inverse
+    kwargs = dict(with_forward=True)  # the official query format's rows
 
     def test_inverse_rows_carry_the_forward_relation(self):
         rows = self.instance(torch.tensor([3]))[0]
         self.assertEqual(int(rows[0, 0]) - int(rows[1, 0]), 1)  # own token 2r + 1, forward token 2r
+        own_only = self.cls(queries=self.queries, with_forward=False)  # the plugin's format reads row 0 only
+        self.assertTrue(torch.equal(own_only(torch.tensor([3]))[0], rows[:1]))
 
 
 class EntityTokenEmbeddingTests(pykeen_cases.RepresentationTestCase):

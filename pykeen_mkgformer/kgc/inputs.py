@@ -268,11 +268,15 @@ class QueryLayout:
 
         :param entity_tokens: ``(batch, 1 + width)`` the known entity's token and text (:data:`TOKEN_PAD`-padded)
         :param relation_tokens: ``(batch, 2, 1 + width)`` the directed relation's and its forward relation's
-            token and text (:meth:`QueryAssembler.relation_tokens`)
+            token and text (:meth:`QueryAssembler.relation_tokens`); ``(batch, 1, 1 + width)`` suffices for the
+            plugin's format
+        :raises ValueError: for the official format without the forward relations' rows
         """
         tail = self._tail_query(entity_tokens, relation_tokens[:, 0])
         if self.query_format != "official":
             return tail
+        if relation_tokens.shape[1] < 2:
+            raise ValueError("The official query format needs the forward relation's tokens (relation_tokens row 1).")
         # head-side queries (odd directed ids) are those whose own token differs from the forward one
         head_side = relation_tokens[:, 0, 0] != relation_tokens[:, 1, 0]
         if not bool(head_side.any()):
@@ -446,21 +450,24 @@ class QueryAssembler(nn.Module):
             entities + self.entity_token_offset, self.entity_text_ids[entities], self.entity_text_lengths[entities]
         )
 
-    def relation_tokens(self, directed_relations: torch.LongTensor | None = None) -> torch.LongTensor:
+    def relation_tokens(
+        self, directed_relations: torch.LongTensor | None = None, *, with_forward: bool = True
+    ) -> torch.LongTensor:
         """Token and text of each directed relation and of its forward relation, ``(*shape, 2, 1 + width)``.
 
         Row 0 is the relation itself (``2r`` or ``2r + 1``), row 1 its forward relation ``2r`` (the same
-        for a forward relation): the official head query reads the forward relation.
+        for a forward relation): the official head query reads the forward relation. Without
+        ``with_forward`` only row 0, ``(*shape, 1, 1 + width)`` (all the plugin's queries need).
         """
         if directed_relations is None:
             directed_relations = torch.arange(self.num_directed_relations, device=self.relation_text_ids.device)
         own = directed_relations.to(self.relation_text_ids.device)
-        forward = own - own % 2
-        rows = [
+        rows = [own, own - own % 2] if with_forward else [own]
+        tables = [
             self._table(d + self.relation_token_offset, self.relation_text_ids[d], self.relation_text_lengths[d])
-            for d in (own, forward)
+            for d in rows
         ]
-        return torch.stack(rows, dim=-2)
+        return torch.stack(tables, dim=-2)
 
     @property
     def layout(self) -> QueryLayout:
@@ -481,7 +488,10 @@ class QueryAssembler(nn.Module):
         :param known_entities: ``(batch,)`` the known entity of each query
         :param directed_relations: ``(batch,)`` directed relation ids (forward ``2r``, inverse ``2r + 1``)
         """
-        return self.layout.link_prediction(self.entity_tokens(known_entities), self.relation_tokens(directed_relations))
+        return self.layout.link_prediction(
+            self.entity_tokens(known_entities),
+            self.relation_tokens(directed_relations, with_forward=self.query_format == "official"),
+        )
 
     def entity_modeling(self, entities: torch.LongTensor) -> QueryBatch:
         """``[CLS] [MASK] is <e text> [SEP]`` for each entity ``e`` (stage 1); the official sentence with ``"official"``."""

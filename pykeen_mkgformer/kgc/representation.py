@@ -128,17 +128,24 @@ class RelationTextTokens(_AssemblerBacked):
 
     Row 0 is the relation's own token and text, row 1 those of its forward relation (the same row for
     a forward relation; the official head query reads the forward relation). Ids ``2r`` / ``2r + 1``.
+    With ``with_forward=False`` (the plugin's query format needs no more) only row 0: ``(1, 1 + width)``.
     """
 
-    def __init__(self, *, queries: Any, max_id: int | None = None, **kwargs: Any):
-        """:param queries: the model's :class:`~.inputs.QueryAssembler`."""
+    def __init__(self, *, queries: Any, max_id: int | None = None, with_forward: bool | None = None, **kwargs: Any):
+        """:param queries: the model's :class:`~.inputs.QueryAssembler`
+        :param with_forward: whether row 1 is included; default: for the official query format only
+        """
         max_id = queries.num_directed_relations if max_id is None else max_id
-        super().__init__(queries=queries, max_id=max_id, shape=(2, 1 + queries.relation_text_ids.shape[1]), **kwargs)
+        with_forward = queries.query_format == "official" if with_forward is None else with_forward
+        rows = 2 if with_forward else 1
+        super().__init__(queries=queries, max_id=max_id, shape=(rows, 1 + queries.relation_text_ids.shape[1]), **kwargs)
+        self.with_forward = with_forward
 
     def _plain_forward(self, indices: torch.LongTensor | None = None) -> torch.LongTensor:  # noqa: D102
         if indices is None:
-            return self.queries.relation_tokens(None)
-        return self.queries.relation_tokens(indices.reshape(-1)).view(*indices.shape, *self.shape)
+            return self.queries.relation_tokens(None, with_forward=self.with_forward)
+        tables = self.queries.relation_tokens(indices.reshape(-1), with_forward=self.with_forward)
+        return tables.view(*indices.shape, *self.shape)
 
 
 class EntityTokenEmbedding(Representation):
