@@ -49,10 +49,10 @@ setup(
     entry_points={
         "console_scripts": ["pykeen-mkgformer = pykeen_mkgformer.cli:main"],
         "pykeen.datasets": [
-            "wn18img = pykeen_mkgformer.data.datasets:WN18IMG",
-            "fb15k237img = pykeen_mkgformer.data.datasets:FB15k237IMG",
-            "wn18imgmini = pykeen_mkgformer.data.datasets:WN18IMGMini",
-            "shapeskg = pykeen_mkgformer.data.datasets:ShapesKG",
+            "wn18img = pykeen_mkgformer.plugin:WN18IMG",
+            "fb15k237img = pykeen_mkgformer.plugin:FB15k237IMG",
+            "wn18imgmini = pykeen_mkgformer.plugin:WN18IMGMini",
+            "shapeskg = pykeen_mkgformer.plugin:ShapesKG",
         ],
     },
 )

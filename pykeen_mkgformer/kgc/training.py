@@ -1,4 +1,5 @@
-r"""Training callbacks for the official MKGformer recipe, registered in PyKEEN's ``callback_resolver``.
+r"""Training callbacks for the official MKGformer recipe, registered in PyKEEN's ``callback_resolver``
+(by :mod:`pykeen_mkgformer.registration`).
 
 Usable from an experiment file (callbacks run in the order given; put the schedule first)::
 
@@ -30,7 +31,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import torch
-from pykeen.training.callbacks import TrainingCallback, callback_resolver
+from pykeen.training.callbacks import TrainingCallback
 
 __all__ = ["LinearWarmupTrainingCallback", "DecoupledWeightDecayTrainingCallback", "linear_warmup_factor"]
 
@@ -138,7 +139,3 @@ class DecoupledWeightDecayTrainingCallback(TrainingCallback):
                     continue
                 parameter.mul_(1.0 - rates[id(parameter)] * self.weight_decay)
 
-
-for _callback in (LinearWarmupTrainingCallback, DecoupledWeightDecayTrainingCallback):
-    if callback_resolver.normalize_cls(_callback) not in callback_resolver.lookup_dict:
-        callback_resolver.register(_callback)
