@@ -682,8 +682,3 @@ def _build_images(
 # the official recipe's loss, registered with PyKEEN's loss resolver for experiment files (the training
 # callbacks register when a model is built: importing pykeen.training here would be circular)
 from . import losses as _losses  # noqa: E402,F401
-
-# when this module is what imported pykeen.models, the resolver hook could not register the class yet
-from ..registration import ensure_registered  # noqa: E402
-
-ensure_registered()
