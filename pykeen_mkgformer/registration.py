@@ -38,6 +38,7 @@ PYKEEN_MODELS: list[str] = [
 
 #: other components: (module of the resolver, name of the resolver, "module:Class")
 PYKEEN_COMPONENTS: list[tuple[str, str, str]] = [
+    ("pykeen.losses", "loss_resolver", "pykeen_mkgformer.kgc.losses:SmoothedSoftmaxCrossEntropyLoss"),
     ("pykeen.training.callbacks", "callback_resolver", "pykeen_mkgformer.kgc.training:LinearWarmupTrainingCallback"),
     ("pykeen.training.callbacks", "callback_resolver", "pykeen_mkgformer.kgc.training:DecoupledWeightDecayTrainingCallback"),
 ]

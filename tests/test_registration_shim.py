@@ -57,13 +57,15 @@ def test_entry_points_name_the_plugin_module():
 
 
 def test_every_listed_class_is_registered():
+    import importlib
+
     from pykeen.models import model_resolver
-    from pykeen.training.callbacks import callback_resolver
 
     for path in registration.PYKEEN_MODELS:
         assert model_resolver.lookup(path.split(":")[1]) is registration.resolve(path)
-    for _, _, path in registration.PYKEEN_COMPONENTS:
-        assert callback_resolver.lookup(path.split(":")[1]) is registration.resolve(path)
+    for module, name, path in registration.PYKEEN_COMPONENTS:
+        resolver = getattr(importlib.import_module(module), name)
+        assert resolver.lookup(path.split(":")[1]) is registration.resolve(path)
     assert callback_resolver.lookup("linearwarmup").__name__ == "LinearWarmupTrainingCallback"
 
 
@@ -86,6 +88,7 @@ def test_importing_the_package_registers_nothing(tmp_path):
         "from pykeen.pipeline import pipeline",  # pykeen.datasets first, pykeen.models later
         "import pykeen.datasets",  # pykeen.models only when asked for
         "from pykeen_mkgformer.kgc.model import MKGformer",  # the plugin's module imports pykeen.models itself
+        "import pykeen_mkgformer.kgc.training",  # ... and so do the callbacks' (through pykeen.training)
     ],
 )
 def test_registered_whatever_is_imported_first(tmp_path, first):
@@ -94,8 +97,13 @@ def test_registered_whatever_is_imported_first(tmp_path, first):
         "from class_resolver import ClassResolver\n"
         "from pykeen.models import model_resolver\n"
         "from pykeen.training.callbacks import callback_resolver\n"
+        "from pykeen.losses import loss_resolver\n"
         "print(model_resolver.lookup('mkgformer').__module__, callback_resolver.lookup('decoupledweightdecay').__name__,\n"
+        "      loss_resolver.lookup('smoothedsoftmaxcrossentropy').__name__,\n"
         "      ClassResolver.__dict__['from_subclasses'].__func__.__module__)\n",
         cwd=tmp_path,
     )
-    assert process.stdout.split() == ["pykeen_mkgformer.kgc.model", "DecoupledWeightDecayTrainingCallback", "class_resolver.api"]
+    assert process.stdout.split() == [
+        "pykeen_mkgformer.kgc.model", "DecoupledWeightDecayTrainingCallback", "SmoothedSoftmaxCrossEntropyLoss",
+        "class_resolver.api",
+    ]
