@@ -45,6 +45,8 @@ setup(
             # data-parallel tests: PyKEEN's Lightning integration (pykeen.contrib.lightning) with DDP on 2 CPU processes
             "pytorch-lightning>=2.1,<3",
         ],
+        # the API reference in docs/ (built with warnings as errors by .ci/run)
+        "docs": ["sphinx>=7"],
     },
     entry_points={
         "console_scripts": ["pykeen-mkgformer = pykeen_mkgformer.cli:main"],

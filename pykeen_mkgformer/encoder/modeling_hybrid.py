@@ -106,10 +106,12 @@ class HybridEncoderModel(PreTrainedModel):
     def _init_weights(self, module: Any) -> None:
         """The towers initialise their own modules; the fused layers are initialised when they are built."""
 
-    def get_input_embeddings(self):  # noqa: D102
+    def get_input_embeddings(self):
+        """The text tower's word embeddings."""
         return self.hybrid.get_input_embeddings()
 
-    def set_input_embeddings(self, value) -> None:  # noqa: D102
+    def set_input_embeddings(self, value) -> None:
+        """Replace the text tower's word embeddings."""
         self.hybrid.text_model.set_input_embeddings(value)
 
     def forward(self, *args: Any, **kwargs: Any):  # noqa: D102
