@@ -48,8 +48,6 @@ ALLOWED_EDGES = {
 
 #: known imports of another package's private names (same owners as above)
 ALLOWED_PRIVATE = {
-    # helper `house` (this branch): the resizing moves into the encoder's backbone module
-    ("pykeen_mkgformer.explain.relation_extraction", "pykeen_mkgformer.tasks.encoders", "_resized"),
     # helper `kgc` makes the text helpers public in kgc
     ("pykeen_mkgformer.explain.link_prediction", "pykeen_mkgformer.kgc.model", "_entity_texts"),
     ("pykeen_mkgformer.explain.link_prediction", "pykeen_mkgformer.kgc.model", "_directed_relation_texts"),
