@@ -6,8 +6,9 @@
    (before ``model_resolver`` exists, and importing ``pykeen.models`` then would be circular). The
    only code that runs between the creation of ``model_resolver`` and the first lookup is the call
    that creates it, ``ClassResolver.from_subclasses(base=Model, ...)``, the last statement of
-   ``pykeen/models/__init__.py``. :func:`when_model_resolver_exists` wraps that classmethod until
-   the model resolver is made, then puts the original back (one assignment, undone at first use).
+   ``pykeen/models/__init__.py``. :func:`when_resolver_made` wraps that classmethod until the
+   resolvers waited for are made (models; also the training callbacks' and losses' resolvers, which
+   can be half-imported at that moment), then puts the original back.
 2. **Options of ``pykeen train mkgformer``.** PyKEEN builds that command from the constructor's
    annotations, and takes a ready-made option from ``pykeen.models.cli.options.CLI_OPTIONS`` for a
    parameter of that name; its builder turns unions and ``Literal`` into broken options
@@ -30,7 +31,13 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["SUPPORTED", "when_model_resolver_exists", "when_module_executed", "add_model_cli_options"]
+__all__ = [
+    "SUPPORTED",
+    "when_resolver_made",
+    "when_model_resolver_exists",
+    "when_module_executed",
+    "add_model_cli_options",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -40,25 +47,33 @@ SUPPORTED = {"pykeen": ">=1.11.1,<1.12", "class-resolver": ">=0.5,<0.9"}
 #: the module that holds PyKEEN's ready-made model options
 CLI_OPTIONS_MODULE = "pykeen.models.cli.options"
 
-_pending_model_callbacks: list[Callable[[Any], None]] = []
-#: the model resolver while the waiting callbacks run (before PyKEEN has bound it to ``model_resolver``)
-_resolver_being_made: list[Any] = []
+#: callbacks waiting for a resolver, by its base class ("module:qualname")
+_pending: dict[str, list[Callable[[Any], None]]] = {}
+#: resolvers whose waiting callbacks are running (before PyKEEN has bound them to their module's name)
+_being_made: dict[str, Any] = {}
 
 
-def _is_pykeen_model_base(base: Any) -> bool:
-    return getattr(base, "__module__", None) == "pykeen.models.base" and getattr(base, "__qualname__", None) == "Model"
+def _key(base: Any) -> str:
+    return f"{getattr(base, '__module__', '')}:{getattr(base, '__qualname__', '')}"
 
 
-def when_model_resolver_exists(callback: Callable[[Any], None]) -> None:
-    """Call ``callback(model_resolver)`` now if PyKEEN's model resolver exists, else right after it is created."""
-    resolver = getattr(sys.modules.get("pykeen.models"), "model_resolver", None)
-    if resolver is None and _resolver_being_made:
-        resolver = _resolver_being_made[0]
+def when_resolver_made(module: str, name: str, base: str, callback: Callable[[Any], None]) -> None:
+    """Call ``callback(resolver)`` now if ``module.name`` exists, else right after PyKEEN creates it.
+
+    :param module: the module that holds the resolver, e.g. ``"pykeen.models"``
+    :param name: its name there, e.g. ``"model_resolver"``
+    :param base: the resolver's base class as ``"module:qualname"``, e.g. ``"pykeen.models.base:Model"``
+        (PyKEEN makes it with ``ClassResolver.from_subclasses(base, ...)``)
+    """
+    resolver = getattr(sys.modules.get(module), name, None)
+    if resolver is None:
+        resolver = _being_made.get(base)
     if resolver is not None:
         callback(resolver)
         return
-    _pending_model_callbacks.append(callback)
-    if len(_pending_model_callbacks) > 1:  # already waiting
+    waiting = bool(_pending)
+    _pending.setdefault(base, []).append(callback)
+    if waiting:  # the wrapper is in place
         return
     from class_resolver import ClassResolver
 
@@ -66,23 +81,29 @@ def when_model_resolver_exists(callback: Callable[[Any], None]) -> None:
 
     def from_subclasses(cls, *args: Any, **kwargs: Any):
         resolver = original.__func__(cls, *args, **kwargs)
-        if _is_pykeen_model_base(kwargs.get("base", args[0] if args else None)):
-            ClassResolver.from_subclasses = original  # the one assignment: undone at first use
-            callbacks = list(_pending_model_callbacks)
-            _pending_model_callbacks.clear()
-            _resolver_being_made.append(resolver)
+        key = _key(kwargs.get("base", args[0] if args else None))
+        if key in _pending:
+            callbacks = _pending.pop(key)
+            if not _pending:
+                ClassResolver.from_subclasses = original  # the one assignment: undone when nothing waits
+            _being_made[key] = resolver
             try:
                 for pending in callbacks:
                     try:
                         pending(resolver)
                     except Exception:  # never break PyKEEN's own import
-                        logger.exception("could not register the pykeen-mkgformer models with PyKEEN's model resolver")
+                        logger.exception("could not register pykeen-mkgformer's classes with PyKEEN's %s resolver", key)
             finally:
-                _resolver_being_made.clear()
+                del _being_made[key]
         return resolver
 
     from_subclasses.__doc__ = original.__func__.__doc__
     ClassResolver.from_subclasses = classmethod(from_subclasses)
+
+
+def when_model_resolver_exists(callback: Callable[[Any], None]) -> None:
+    """Call ``callback(model_resolver)`` now if PyKEEN's model resolver exists, else right after it is created."""
+    when_resolver_made("pykeen.models", "model_resolver", "pykeen.models.base:Model", callback)
 
 
 class _RunAfter(importlib.abc.Loader):

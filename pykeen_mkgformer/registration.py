@@ -8,21 +8,25 @@ and ``pykeen experiments run`` work in a fresh interpreter that never imported t
 importing the package itself (e.g. :mod:`pykeen_mkgformer.re`) registers nothing.
 
 To add a plugin class: append it to :data:`PYKEEN_MODELS` (models) or :data:`PYKEEN_COMPONENTS`
-(any other PyKEEN resolver); to register a group of components from their own package, add a
+(any other PyKEEN resolver, named in :data:`RESOLVERS`); to register a group of components from their own package, add a
 function to :data:`REGISTRATION_HOOKS`. Classes are named by ``"module:Class"``, so this module
 imports nothing of the package until registration runs (it sits below every layer).
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 import sys
 from typing import Any
 
+from . import _pykeen_shim
+
 __all__ = [
     "PYKEEN_MODELS",
     "PYKEEN_COMPONENTS",
+    "RESOLVERS",
     "REGISTRATION_HOOKS",
     "register_with_pykeen",
     "ensure_registered",
@@ -36,11 +40,17 @@ PYKEEN_MODELS: list[str] = [
     "pykeen_mkgformer.kgc.model:MKGformer",
 ]
 
-#: other components: (module of the resolver, name of the resolver, "module:Class")
-PYKEEN_COMPONENTS: list[tuple[str, str, str]] = [
-    ("pykeen.losses", "loss_resolver", "pykeen_mkgformer.kgc.losses:SmoothedSoftmaxCrossEntropyLoss"),
-    ("pykeen.training.callbacks", "callback_resolver", "pykeen_mkgformer.kgc.training:LinearWarmupTrainingCallback"),
-    ("pykeen.training.callbacks", "callback_resolver", "pykeen_mkgformer.kgc.training:DecoupledWeightDecayTrainingCallback"),
+#: PyKEEN's other resolvers: module, name and base class ("module:qualname") of each
+RESOLVERS: dict[str, tuple[str, str, str]] = {
+    "loss": ("pykeen.losses", "loss_resolver", "pykeen.losses:Loss"),
+    "callback": ("pykeen.training.callbacks", "callback_resolver", "pykeen.training.callbacks:TrainingCallback"),
+}
+
+#: other components: (resolver key in :data:`RESOLVERS`, "module:Class")
+PYKEEN_COMPONENTS: list[tuple[str, str]] = [
+    ("loss", "pykeen_mkgformer.kgc.losses:SmoothedSoftmaxCrossEntropyLoss"),
+    ("callback", "pykeen_mkgformer.kgc.training:LinearWarmupTrainingCallback"),
+    ("callback", "pykeen_mkgformer.kgc.training:DecoupledWeightDecayTrainingCallback"),
 ]
 
 #: functions ("module:function") called once PyKEEN's model resolver exists (and so ``pykeen.nn``'s
@@ -66,37 +76,36 @@ def _register(resolver: Any, cls: type) -> None:
         resolver.register(cls)
 
 
-_resolver_names = {module: name for module, name, _ in PYKEEN_COMPONENTS}
-
-
-def _register_components(module: Any) -> None:
-    for module_name, resolver_name, path in PYKEEN_COMPONENTS:
-        if module_name == module.__name__ and not _half_imported(path):
-            _register(getattr(module, resolver_name), resolve(path))
+def _register_components(kind: str, resolver: Any) -> None:
+    for key, path in PYKEEN_COMPONENTS:
+        if key == kind and not _half_imported(path):  # a half-imported module registers at its end
+            _register(resolver, resolve(path))
 
 
 def _register_all(model_resolver: Any) -> None:
+    """Runs once PyKEEN's model resolver exists (``pykeen.models`` and ``pykeen.nn`` are imported by then)."""
     for path in PYKEEN_MODELS:
         if not _half_imported(path):
             _register(model_resolver, resolve(path))
     for hook in REGISTRATION_HOOKS:
         resolve(hook)()
+    for kind in dict.fromkeys(kind for kind, _ in PYKEEN_COMPONENTS):
+        # now if that resolver exists, else when PyKEEN makes it; never before the model resolver exists:
+        # importing the plugin's modules while pykeen.models is half-imported would be circular
+        module, name, base = RESOLVERS[kind]
+        _pykeen_shim.when_resolver_made(module, name, base, functools.partial(_register_components, kind))
 
 
 def register_with_pykeen() -> None:
-    """Register every plugin class with PyKEEN: now if its model resolver exists, else as soon as it does.
+    """Register every plugin class with PyKEEN: now if its resolvers exist, else as soon as they do.
 
-    Idempotent. Before the resolver exists (PyKEEN is importing ``pykeen.models``), the registration
+    Idempotent. Before the model resolver exists (PyKEEN is importing ``pykeen.models``), the registration
     waits for it through :mod:`pykeen_mkgformer._pykeen_shim`; ``pykeen train mkgformer`` gets its
     options from :mod:`pykeen_mkgformer.pykeen_cli` the same way.
     """
-    from . import _pykeen_shim
     from .pykeen_cli import mkgformer_options
 
     _pykeen_shim.when_model_resolver_exists(_register_all)
-    for module in dict.fromkeys(module for module, _, _ in PYKEEN_COMPONENTS):
-        # a resolver module of PyKEEN's may be imported later than pykeen.models: register right after it is
-        _pykeen_shim.when_module_executed(module, _register_components, ready=_resolver_names[module])
     _pykeen_shim.add_model_cli_options(mkgformer_options)
 
 

@@ -35,6 +35,18 @@ def test_premise_model_resolver_is_made_by_from_subclasses():
     assert "register_entrypoint" not in source, f"{VERSIONS}: PyKEEN loads model entry points now: drop the shim"
 
 
+@pytest.mark.parametrize("kind", sorted(registration.RESOLVERS))
+def test_premise_other_resolvers_are_made_by_from_subclasses(kind):
+    import importlib
+
+    module, name, base = registration.RESOLVERS[kind]
+    resolver = getattr(importlib.import_module(module), name)
+    source = inspect.getsource(importlib.import_module(module))
+    message = f"{VERSIONS}: {module}.{name} is no longer made by ClassResolver.from_subclasses({base})"
+    assert f"{resolver.base.__module__}:{resolver.base.__qualname__}" == base, message
+    assert re.search(rf"{name}[^=\n]*=\s*ClassResolver\.from_subclasses\(", source), message
+
+
 def test_premise_cli_options_are_read_by_the_builder():
     from pykeen.models.cli import builders, options
 
@@ -63,9 +75,12 @@ def test_every_listed_class_is_registered():
 
     for path in registration.PYKEEN_MODELS:
         assert model_resolver.lookup(path.split(":")[1]) is registration.resolve(path)
-    for module, name, path in registration.PYKEEN_COMPONENTS:
+    for kind, path in registration.PYKEEN_COMPONENTS:
+        module, name, _ = registration.RESOLVERS[kind]
         resolver = getattr(importlib.import_module(module), name)
         assert resolver.lookup(path.split(":")[1]) is registration.resolve(path)
+    from pykeen.training.callbacks import callback_resolver
+
     assert callback_resolver.lookup("linearwarmup").__name__ == "LinearWarmupTrainingCallback"
 
 
@@ -87,6 +102,9 @@ def test_importing_the_package_registers_nothing(tmp_path):
         "import pykeen.models",  # the entry points load half-way through pykeen/models/__init__.py
         "from pykeen.pipeline import pipeline",  # pykeen.datasets first, pykeen.models later
         "import pykeen.datasets",  # pykeen.models only when asked for
+        "import pykeen.nn",  # the entry points load half-way through pykeen/nn/representation.py
+        "import pykeen.training",
+        "import pykeen.cli",  # `pykeen ...`
         "from pykeen_mkgformer.kgc.model import MKGformer",  # the plugin's module imports pykeen.models itself
         "import pykeen_mkgformer.kgc.training",  # ... and so do the callbacks' (through pykeen.training)
     ],
@@ -98,6 +116,8 @@ def test_registered_whatever_is_imported_first(tmp_path, first):
         "from pykeen.models import model_resolver\n"
         "from pykeen.training.callbacks import callback_resolver\n"
         "from pykeen.losses import loss_resolver\n"
+        "from pykeen.datasets import dataset_resolver\n"
+        "assert dataset_resolver.lookup('shapeskg').__module__ == 'pykeen_mkgformer.data.datasets'\n"
         "print(model_resolver.lookup('mkgformer').__module__, callback_resolver.lookup('decoupledweightdecay').__name__,\n"
         "      loss_resolver.lookup('smoothedsoftmaxcrossentropy').__name__,\n"
         "      ClassResolver.__dict__['from_subclasses'].__func__.__module__)\n",

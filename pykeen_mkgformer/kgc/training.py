@@ -139,3 +139,17 @@ class DecoupledWeightDecayTrainingCallback(TrainingCallback):
                     continue
                 parameter.mul_(1.0 - rates[id(parameter)] * self.weight_decay)
 
+
+def _register_when_first() -> None:
+    """When this module is what imported PyKEEN's callbacks, the plugin's registration found it half-imported."""
+    import sys
+
+    callback_resolver = getattr(sys.modules.get("pykeen.training.callbacks"), "callback_resolver", None)
+    if callback_resolver is None:  # being made: pykeen_mkgformer.registration registers the callbacks
+        return
+    for callback in (LinearWarmupTrainingCallback, DecoupledWeightDecayTrainingCallback):
+        if callback_resolver.normalize_cls(callback) not in callback_resolver.lookup_dict:
+            callback_resolver.register(callback)
+
+
+_register_when_first()
