@@ -8,9 +8,10 @@ and ``pykeen experiments run`` work in a fresh interpreter that never imported t
 importing the package itself (e.g. :mod:`pykeen_mkgformer.re`) registers nothing.
 
 To add a plugin class: append it to :data:`PYKEEN_MODELS` (models) or :data:`PYKEEN_COMPONENTS`
-(any other PyKEEN resolver, named in :data:`RESOLVERS`); to register a group of components from their own package, add a
-function to :data:`REGISTRATION_HOOKS`. Classes are named by ``"module:Class"``, so this module
-imports nothing of the package until registration runs (it sits below every layer).
+(any other PyKEEN resolver, named in :data:`RESOLVERS`); to register a group of components from
+their own package, add a function to :data:`REGISTRATION_HOOKS`. Classes are named by
+``"module:Class"``, so this module imports nothing of the package until registration runs; it is
+glue above every layer (only :mod:`pykeen_mkgformer.plugin` imports it).
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ PYKEEN_MODELS: list[str] = [
 RESOLVERS: dict[str, tuple[str, str, str]] = {
     "loss": ("pykeen.losses", "loss_resolver", "pykeen.losses:Loss"),
     "callback": ("pykeen.training.callbacks", "callback_resolver", "pykeen.training.callbacks:TrainingCallback"),
+    "interaction": ("pykeen.nn.modules", "interaction_resolver", "pykeen.nn.modules:Interaction"),
+    "representation": ("pykeen.nn", "representation_resolver", "pykeen.nn.representation:Representation"),
 }
 
 #: other components: (resolver key in :data:`RESOLVERS`, "module:Class")
@@ -56,7 +59,9 @@ PYKEEN_COMPONENTS: list[tuple[str, str]] = [
 #: functions ("module:function") called once PyKEEN's model resolver exists (and so ``pykeen.nn``'s
 #: resolvers), each registering a group of components through the resolvers' ``register`` (e.g. the
 #: link-prediction interaction and representations)
-REGISTRATION_HOOKS: list[str] = []
+REGISTRATION_HOOKS: list[str] = [
+    # helper `kgc` adds "pykeen_mkgformer.kgc.registry:register_with_pykeen" here (or lists its classes above)
+]
 
 
 def resolve(path: str) -> Any:
@@ -110,5 +115,5 @@ def register_with_pykeen() -> None:
 
 
 def ensure_registered() -> None:
-    """Register the plugin classes (the name :mod:`pykeen_mkgformer.kgc.model` calls at its end)."""
+    """Deprecated name of :func:`register_with_pykeen` (kept for modules that still call it)."""
     register_with_pykeen()
