@@ -47,14 +47,16 @@ setup(
             # PyKEEN's own interaction / representation test cases (tests/pykeen_cases.py) build on it
             "unittest-templates>=0.1",
         ],
+        # the API reference in docs/ (built with warnings as errors by .ci/run)
+        "docs": ["sphinx>=7"],
     },
     entry_points={
         "console_scripts": ["pykeen-mkgformer = pykeen_mkgformer.cli:main"],
         "pykeen.datasets": [
-            "wn18img = pykeen_mkgformer.data.datasets:WN18IMG",
-            "fb15k237img = pykeen_mkgformer.data.datasets:FB15k237IMG",
-            "wn18imgmini = pykeen_mkgformer.data.datasets:WN18IMGMini",
-            "shapeskg = pykeen_mkgformer.data.datasets:ShapesKG",
+            "wn18img = pykeen_mkgformer.plugin:WN18IMG",
+            "fb15k237img = pykeen_mkgformer.plugin:FB15k237IMG",
+            "wn18imgmini = pykeen_mkgformer.plugin:WN18IMGMini",
+            "shapeskg = pykeen_mkgformer.plugin:ShapesKG",
         ],
     },
 )

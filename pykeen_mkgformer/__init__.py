@@ -1,16 +1,14 @@
 """pykeen-mkgformer: MKGformer as a PyKEEN plugin.
 
-The hybrid encoder lives in :mod:`pykeen_mkgformer.encoder`; link prediction in
-:mod:`pykeen_mkgformer.kgc`; multimodal datasets in :mod:`pykeen_mkgformer.data`; the companion
-tasks in :mod:`pykeen_mkgformer.re` and :mod:`pykeen_mkgformer.ner`.
+Layers, each importing only from those below it: :mod:`pykeen_mkgformer.data` (readers, images,
+datasets) -> :mod:`pykeen_mkgformer.encoder` (the hybrid transformer and its backbone towers) ->
+:mod:`pykeen_mkgformer.kgc` (link prediction as a PyKEEN model) and :mod:`pykeen_mkgformer.tasks`
+(:mod:`~pykeen_mkgformer.re`, :mod:`~pykeen_mkgformer.ner`) -> :mod:`pykeen_mkgformer.explain`,
+:mod:`pykeen_mkgformer.demo` and the command lines.
 
-Importing any part of the package (PyKEEN does so when it loads the ``pykeen.datasets`` entry
-points) registers the ``MKGformer`` model with PyKEEN's ``model_resolver``
-(:mod:`pykeen_mkgformer.registration`).
+Importing the package registers nothing. PyKEEN finds the model, the datasets and the training
+callbacks through this package's ``pykeen.datasets`` entry points (:mod:`pykeen_mkgformer.plugin`,
+:mod:`pykeen_mkgformer.registration`).
 """
 
-from .registration import ensure_registered as _ensure_registered
-
 __version__ = "0.1.0"
-
-_ensure_registered()

@@ -11,29 +11,20 @@ as ``--x/--no-x`` flags, the encoders as strings (Hugging Face name, folder, or 
 ``tiny``); what cannot be typed on a command line (``image_layout``, the ``*_kwargs`` dicts) gets
 no option. None of these names is a parameter of a PyKEEN model, so the entries change nothing else.
 
-``CLI_OPTIONS`` is only created when ``pykeen.models.cli.options`` is imported, which happens
-after PyKEEN's model resolver exists (it imports it), so :func:`add_options_when_pykeen_cli_loads`
-waits for that import with a small post-import hook.
+PyKEEN offers no supported way to give a model's command its options; :mod:`pykeen_mkgformer.registration`
+hands :func:`mkgformer_options` to the one shim (:func:`pykeen_mkgformer._pykeen_shim.add_model_cli_options`).
 """
 
 from __future__ import annotations
 
-import importlib.abc
-import importlib.util
 import inspect
-import logging
 import re
-import sys
 from collections.abc import Callable
 from typing import Any
 
 import click
 
-__all__ = ["add_options_when_pykeen_cli_loads", "mkgformer_options"]
-
-logger = logging.getLogger(__name__)
-
-OPTIONS_MODULE = "pykeen.models.cli.options"
+__all__ = ["mkgformer_options"]
 
 #: parameters handled by PyKEEN itself (or by no option at all)
 _PYKEEN_OWN = {"self", "triples_factory", "loss"}
@@ -106,50 +97,3 @@ def mkgformer_options(model_class: type | None = None) -> dict[str, Callable[[An
         default = None if parameter.default is inspect.Parameter.empty else parameter.default
         options[name] = _option(name, annotation, default, help_texts.get(name, ""))
     return options
-
-
-def _add_options(module: Any) -> None:
-    """Put MKGformer's options into PyKEEN's ``CLI_OPTIONS`` (names that are already there are kept)."""
-    try:
-        registry = module.CLI_OPTIONS
-        for name, option in mkgformer_options().items():
-            registry.setdefault(name, option)
-    except Exception:  # never break PyKEEN's own CLI
-        logger.exception("could not add MKGformer's options to PyKEEN's command line")
-
-
-class _AfterImport(importlib.abc.MetaPathFinder):
-    """Runs a callback right after one module has been executed (a one-shot post-import hook)."""
-
-    def __init__(self, name: str, callback: Callable[[Any], None]) -> None:
-        self.name = name
-        self.callback = callback
-
-    def find_spec(self, fullname: str, path: Any, target: Any = None):  # noqa: D102
-        if fullname != self.name:
-            return None
-        sys.meta_path.remove(self)
-        spec = importlib.util.find_spec(fullname)
-        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
-            return spec
-        execute = spec.loader.exec_module
-        callback = self.callback
-
-        def exec_module(module: Any) -> None:
-            execute(module)
-            callback(module)
-
-        spec.loader.exec_module = exec_module  # type: ignore[method-assign]
-        return spec
-
-
-def add_options_when_pykeen_cli_loads() -> None:
-    """Give ``pykeen train mkgformer`` MKGformer's options: now if PyKEEN's CLI options exist, else right after they are created."""
-    module = sys.modules.get(OPTIONS_MODULE)
-    if module is not None and hasattr(module, "CLI_OPTIONS"):
-        _add_options(module)
-        return
-    if any(isinstance(finder, _AfterImport) and finder.name == OPTIONS_MODULE for finder in sys.meta_path):
-        return
-    sys.meta_path.insert(0, _AfterImport(OPTIONS_MODULE, _add_options))
-

@@ -1,89 +1,127 @@
-"""Make PyKEEN's ``model_resolver`` know :class:`~pykeen_mkgformer.kgc.MKGformer` without a circular import.
+"""Everything the plugin registers with PyKEEN, listed in one place, registered through ``Resolver.register``.
 
-PyKEEN has no entry-point group for models, but it loads this plugin's ``pykeen.datasets`` entry
-points on its first ``import pykeen.datasets`` (and importing any module of this package runs
-``pykeen_mkgformer/__init__.py``, which calls :func:`ensure_registered`). At that moment
-``pykeen.models`` may be
+PyKEEN has no entry-point group for models. It does load this plugin's ``pykeen.datasets`` entry
+points (:mod:`pykeen_mkgformer.plugin`) on its first ``import pykeen.datasets``, which every PyKEEN
+entry point (``pipeline``, ``pykeen.models``, the ``pykeen`` command) triggers; that module calls
+:func:`register_with_pykeen`. So ``pipeline(model="MKGformer")``, ``model_resolver.lookup("MKGformer")``
+and ``pykeen experiments run`` work in a fresh interpreter that never imported this package, and
+importing the package itself (e.g. :mod:`pykeen_mkgformer.re`) registers nothing.
 
-1. fully imported: MKGformer is registered at once;
-2. not imported yet, or half-way through its own ``__init__`` (``import pykeen.models`` imports
-   ``pykeen.datasets`` before it creates ``model_resolver``): importing ``pykeen.models`` now would
-   be circular. Instead, :meth:`class_resolver.ClassResolver.from_subclasses` is wrapped, once:
-   when PyKEEN creates ``model_resolver = ClassResolver.from_subclasses(base=Model, ...)`` (the
-   last statement of ``pykeen/models/__init__.py``), the wrapper restores the original method and
-   registers MKGformer in the new resolver.
-
-Either way, ``pipeline(model="MKGformer")``, ``model_resolver.lookup("MKGformer")`` and
-``pykeen experiments run`` work in a fresh interpreter that never imported this package; and
-``pykeen train mkgformer`` gets MKGformer's options (:mod:`pykeen_mkgformer.pykeen_cli`).
+To add a plugin class: append it to :data:`PYKEEN_MODELS` (models) or :data:`PYKEEN_COMPONENTS`
+(any other PyKEEN resolver, named in :data:`RESOLVERS`); to register a group of components from
+their own package, add a function to :data:`REGISTRATION_HOOKS`. Classes are named by
+``"module:Class"``, so this module imports nothing of the package until registration runs; it is
+glue above every layer (only :mod:`pykeen_mkgformer.plugin` imports it).
 """
 
 from __future__ import annotations
 
+import functools
+import importlib
 import logging
 import sys
 from typing import Any
 
-__all__ = ["ensure_registered", "register_model"]
+from . import _pykeen_shim
+
+__all__ = [
+    "PYKEEN_MODELS",
+    "PYKEEN_COMPONENTS",
+    "RESOLVERS",
+    "REGISTRATION_HOOKS",
+    "register_with_pykeen",
+    "ensure_registered",
+    "resolve",
+]
 
 logger = logging.getLogger(__name__)
 
-_HOOK_MARK = "_pykeen_mkgformer_hook"
+#: models registered with ``pykeen.models.model_resolver``
+PYKEEN_MODELS: list[str] = [
+    "pykeen_mkgformer.kgc.model:MKGformer",
+    "pykeen_mkgformer.kgc.multimodal:MultimodalRotatE",
+]
+
+#: PyKEEN's other resolvers: module, name and base class ("module:qualname") of each
+RESOLVERS: dict[str, tuple[str, str, str]] = {
+    "loss": ("pykeen.losses", "loss_resolver", "pykeen.losses:Loss"),
+    "callback": ("pykeen.training.callbacks", "callback_resolver", "pykeen.training.callbacks:TrainingCallback"),
+    "interaction": ("pykeen.nn.modules", "interaction_resolver", "pykeen.nn.modules:Interaction"),
+    "representation": ("pykeen.nn", "representation_resolver", "pykeen.nn.representation:Representation"),
+}
+
+#: other components: (resolver key in :data:`RESOLVERS`, "module:Class")
+PYKEEN_COMPONENTS: list[tuple[str, str]] = [
+    ("loss", "pykeen_mkgformer.kgc.losses:SmoothedSoftmaxCrossEntropyLoss"),
+    ("callback", "pykeen_mkgformer.kgc.training:LinearWarmupTrainingCallback"),
+    ("callback", "pykeen_mkgformer.kgc.training:DecoupledWeightDecayTrainingCallback"),
+    # MKGformer's parts, reusable by any PyKEEN model (kgc.registry lists the representations)
+    ("interaction", "pykeen_mkgformer.kgc.interaction:MKGformerInteraction"),
+    ("representation", "pykeen_mkgformer.kgc.representation:EntityTextTokens"),
+    ("representation", "pykeen_mkgformer.kgc.representation:RelationTextTokens"),
+    ("representation", "pykeen_mkgformer.kgc.representation:EntityTokenEmbedding"),
+    ("representation", "pykeen_mkgformer.kgc.representation:EntityBias"),
+    ("representation", "pykeen_mkgformer.kgc.representation:EntityImageRepresentation"),
+    ("representation", "pykeen_mkgformer.kgc.multimodal:MultimodalEntityRepresentation"),
+]
+
+#: functions ("module:function") called once PyKEEN's model resolver exists (and so ``pykeen.nn``'s
+#: resolvers), each registering a group of components through the resolvers' ``register`` (e.g. the
+#: link-prediction interaction and representations)
+REGISTRATION_HOOKS: list[str] = [
+]
 
 
-def register_model(resolver: Any) -> None:
-    """Register MKGformer with a PyKEEN model resolver (no-op when it is already there).
+def resolve(path: str) -> Any:
+    """The object that ``"package.module:name"`` names."""
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
 
-    When :mod:`pykeen_mkgformer.kgc.model` is itself being imported (its import of ``pykeen.models``
-    got us here), nothing happens now: that module calls :func:`ensure_registered` at its end.
+
+def _half_imported(path: str) -> bool:
+    """Whether the class's module is being imported right now (it registers itself at its end)."""
+    module, _, name = path.partition(":")
+    return module in sys.modules and not hasattr(sys.modules[module], name)
+
+
+def _register(resolver: Any, cls: type) -> None:
+    if resolver.normalize_cls(cls) not in resolver.lookup_dict:
+        resolver.register(cls)
+
+
+def _register_components(kind: str, resolver: Any) -> None:
+    for key, path in PYKEEN_COMPONENTS:
+        if key == kind and not _half_imported(path):  # a half-imported module registers at its end
+            _register(resolver, resolve(path))
+
+
+def _register_all(model_resolver: Any) -> None:
+    """Runs once PyKEEN's model resolver exists (``pykeen.models`` and ``pykeen.nn`` are imported by then)."""
+    for path in PYKEEN_MODELS:
+        if not _half_imported(path):
+            _register(model_resolver, resolve(path))
+    for hook in REGISTRATION_HOOKS:
+        resolve(hook)()
+    for kind in dict.fromkeys(kind for kind, _ in PYKEEN_COMPONENTS):
+        # now if that resolver exists, else when PyKEEN makes it; never before the model resolver exists:
+        # importing the plugin's modules while pykeen.models is half-imported would be circular
+        module, name, base = RESOLVERS[kind]
+        _pykeen_shim.when_resolver_made(module, name, base, functools.partial(_register_components, kind))
+
+
+def register_with_pykeen() -> None:
+    """Register every plugin class with PyKEEN: now if its resolvers exist, else as soon as they do.
+
+    Idempotent. Before the model resolver exists (PyKEEN is importing ``pykeen.models``), the registration
+    waits for it through :mod:`pykeen_mkgformer._pykeen_shim`; ``pykeen train mkgformer`` gets its
+    options from :mod:`pykeen_mkgformer.pykeen_cli` the same way.
     """
-    module = sys.modules.get("pykeen_mkgformer.kgc.model")
-    if module is not None and not hasattr(module, "MKGformer"):
-        return
-    from .kgc.model import MKGformer
+    from .pykeen_cli import mkgformer_options
 
-    if resolver.normalize_cls(MKGformer) in resolver.lookup_dict:
-        return
-    resolver.register(MKGformer)
-    # `pykeen train mkgformer`: options PyKEEN's CLI builder cannot derive from the annotations
-    from .pykeen_cli import add_options_when_pykeen_cli_loads
-
-    add_options_when_pykeen_cli_loads()
+    _pykeen_shim.when_model_resolver_exists(_register_all)
+    _pykeen_shim.add_model_cli_options(mkgformer_options)
 
 
 def ensure_registered() -> None:
-    """Register MKGformer now if ``pykeen.models`` is fully imported, else as soon as its resolver exists."""
-    models = sys.modules.get("pykeen.models")
-    resolver = getattr(models, "model_resolver", None) if models is not None else None
-    if resolver is not None:
-        register_model(resolver)
-    else:
-        _wrap_from_subclasses()
-
-
-def _is_pykeen_model_base(base: Any) -> bool:
-    return getattr(base, "__module__", None) == "pykeen.models.base" and getattr(base, "__qualname__", None) == "Model"
-
-
-def _wrap_from_subclasses() -> None:
-    from class_resolver import ClassResolver
-
-    current = ClassResolver.__dict__["from_subclasses"]
-    if getattr(current.__func__, _HOOK_MARK, False):
-        return
-    original = current
-
-    def from_subclasses(cls, *args: Any, **kwargs: Any):
-        resolver = original.__func__(cls, *args, **kwargs)
-        base = kwargs.get("base", args[0] if args else None)
-        if _is_pykeen_model_base(base):
-            ClassResolver.from_subclasses = original
-            try:
-                register_model(resolver)
-            except Exception:  # never break PyKEEN's own import
-                logger.exception("could not register MKGformer with PyKEEN's model resolver")
-        return resolver
-
-    setattr(from_subclasses, _HOOK_MARK, True)
-    from_subclasses.__doc__ = original.__func__.__doc__
-    ClassResolver.from_subclasses = classmethod(from_subclasses)
+    """Deprecated name of :func:`register_with_pykeen` (kept for modules that still call it)."""
+    register_with_pykeen()

@@ -47,6 +47,8 @@ __all__ = [
     "PixelCache",
     "load_rgb",
     "image_processor_for",
+    "resized_processor",
+    "OFFICIAL_CROP_GROUPS",
     "ImageError",
 ]
 
@@ -55,6 +57,10 @@ logger = logging.getLogger(__name__)
 #: bump when the stored format or the decoded pixels change (2: the shared decoder, EXIF
 #: orientation, 16-bit scaling; verified entries)
 CACHE_FORMAT_VERSION = 2
+
+
+#: the official RE / NER vision input: ``(count, side in patches)`` of each object-crop group
+OFFICIAL_CROP_GROUPS: tuple[tuple[int, int], ...] = ((3, 4), (3, 2))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,6 +86,11 @@ class ImageLayout:
     def official(cls) -> ImageLayout:
         """The official MKGformer input: 1 image at 224 px, 3 at 128 px and 3 at 64 px."""
         return cls(groups=((1, 224), (3, 128), (3, 64)))
+
+    @classmethod
+    def official_crops(cls, patch_size: int) -> ImageLayout:
+        """The official RE / NER object crops: 3 at 4 patches a side and 3 at 2 (:data:`OFFICIAL_CROP_GROUPS`)."""
+        return cls(groups=tuple((count, side * patch_size) for count, side in OFFICIAL_CROP_GROUPS))
 
     @classmethod
     def single(cls, size: int, count: int = 1) -> ImageLayout:
@@ -169,6 +180,19 @@ def image_processor_for(vision: Any) -> Any:
             size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size}
         )
     return pil_class("ViTImageProcessor")(size={"height": image_size, "width": image_size})
+
+
+def resized_processor(processor: Any, side: int) -> Any:
+    """A copy of ``processor`` that resizes (and centre-crops, where it crops) to ``side`` px."""
+    import copy
+
+    resized = copy.deepcopy(processor)
+    if getattr(resized, "do_center_crop", False):
+        resized.size = {"shortest_edge": side}
+        resized.crop_size = {"height": side, "width": side}
+    else:
+        resized.size = {"height": side, "width": side}
+    return resized
 
 
 # the cache ---------------------------------------------------------------------------------------

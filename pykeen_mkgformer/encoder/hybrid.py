@@ -21,9 +21,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence, Union
+from typing import Any, Iterator, Sequence, Union
 
 import torch
 from torch import nn
@@ -172,28 +173,41 @@ class HybridTransformer(nn.Module):
         vision_model = vision_class.from_pretrained(str(vision), dtype=dtype)
         return cls(config, text_model=text_model, vision_model=vision_model)
 
-    def save_pretrained(self, folder: str | Path) -> Path:
-        """Write the config (backbone configs included) and all weights as safetensors."""
-        from safetensors.torch import save_file
+    def save_pretrained(self, folder: str | Path, **kwargs: Any) -> Path:
+        """Write the encoder as a Hugging Face model: ``config.json`` and safetensors weights.
+
+        ``AutoModel.from_pretrained(folder)`` (after importing :mod:`pykeen_mkgformer.encoder`) gives it back
+        as a :class:`~pykeen_mkgformer.encoder.HybridEncoderModel`, :meth:`load` as this class.
+
+        :param kwargs: passed to :meth:`transformers.PreTrainedModel.save_pretrained`
+        """
+        from .modeling_hybrid import HybridEncoderModel
 
         folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / CONFIG_NAME).write_text(json.dumps(self.config.to_dict(), indent=2, default=str))
-        state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
-        save_file(state, str(folder / WEIGHTS_NAME))
+        HybridEncoderModel.from_hybrid(self).save_pretrained(folder, **kwargs)
         return folder
 
     @classmethod
     def load(cls, folder: str | Path) -> "HybridTransformer":
-        """Inverse of :meth:`save_pretrained`."""
-        from safetensors.torch import load_file
-
+        """Inverse of :meth:`save_pretrained`; also reads the folders older versions wrote (``hybrid_config.json``)."""
         folder = Path(folder)
+        if (folder / "config.json").is_file():
+            from .modeling_hybrid import HybridEncoderModel
+
+            return HybridEncoderModel.from_pretrained(folder).hybrid.train()
         if not (folder / CONFIG_NAME).is_file():
             raise FileNotFoundError(
-                f"{folder} holds no {CONFIG_NAME}; give a folder written by HybridTransformer.save_pretrained, "
+                f"{folder} holds no config.json; give a folder written by HybridTransformer.save_pretrained, "
                 "or both a text and a vision checkpoint."
             )
+        warnings.warn(
+            f"{folder} was written by an older pykeen-mkgformer ({CONFIG_NAME}); it still loads, but save it again "
+            "with save_pretrained to get the Hugging Face format (config.json, AutoModel.from_pretrained).",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        from safetensors.torch import load_file
+
         config = HybridConfig.from_dict(json.loads((folder / CONFIG_NAME).read_text()))
         model = cls(config)
         model.load_state_dict(load_file(str(folder / WEIGHTS_NAME)))
@@ -558,15 +572,17 @@ class HybridTransformer(nn.Module):
             for layer in layers[: len(layers) - m]:
                 module = layer.get_submodule(name)
                 handles.append(module.register_forward_hook(lambda _m, _i, out, sink=sink: sink.append(out[1])))
-        for model in (self.text_model, self.vision_model):
+        towers = (self.text_model, self.vision_model)
+        implementations = [model.config._attn_implementation for model in towers]
+        for model in towers:
             model.set_attn_implementation("eager")
         try:
             yield text_attentions, vision_attentions
         finally:
             for handle in handles:
                 handle.remove()
-            for model in (self.text_model, self.vision_model):
-                model.set_attn_implementation("sdpa")
+            for model, implementation in zip(towers, implementations):  # back to what it was
+                model.set_attn_implementation(implementation)
 
 
 def _vision_model_from_config(config: PretrainedConfig) -> PreTrainedModel:

@@ -139,14 +139,14 @@ def explain_relation_extraction(
     image_folder = Path(images_folder) if images_folder else data_folder / "images"
     if _setting(settings, "fusion_variant") == "official":
         # the official MRE / MNER input the run trained on: object crops at two sizes, no main image
-        from ..tasks.encoders import _resized
+        from ..encoder.backbone import resized_processor
         from ..tasks.images import OfficialCropImages
 
         small_crops = _setting(settings, "small_crops") or crops_folder
         patch = encoder.vision_config.patch_size
         images = OfficialCropImages(
             image_folder,
-            [_resized(processor, side * patch) for _, side in OfficialCropImages.GROUPS],
+            [resized_processor(processor, side * patch) for _, side in OfficialCropImages.GROUPS],
             patch_size=patch,
             crops_folder=Path(crops_folder) if crops_folder else None,
             small_crops_folder=Path(small_crops) if small_crops else None,

@@ -25,6 +25,10 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+# PyKEEN's model resolver first: PyKEEN then registers this package's models (through the plugin's entry
+# points, pykeen_mkgformer.registration) before any of its modules is half-way through its own import
+import pykeen.models  # noqa: F401  isort: skip
+
 __all__ = [
     "MKGformer",
     "MKGformerInteraction",

@@ -155,33 +155,15 @@ def load_tower(
     spec: Any, overrides: Mapping[str, Any], dropout: float | None, role: str
 ) -> tuple[nn.Module | None, PretrainedConfig]:
     """A pretrained tower (for a name/folder) or only a config (for a dict: random weights, built by the encoder)."""
-    from transformers import AutoModel, CLIPVisionModel, ViTModel
+    from ..encoder.backbone import load_tower as load_backbone_tower
 
-    from ..encoder.config import resolve_backbone_config
-
-    overrides = dict(overrides)
-    if dropout is not None:
-        overrides.update(_dropout_overrides(dropout, role))
-    if isinstance(spec, str):
-        config = resolve_backbone_config(spec, role=role)
-        for key, value in overrides.items():
-            setattr(config, key, value)
-        # the checkpoint's own config unless something is overridden
-        config_kwargs = dict(config=config) if overrides else {}
-        if role == "text":
-            model = AutoModel.from_pretrained(spec, **config_kwargs)
-        else:
-            model_class = CLIPVisionModel if config.model_type == "clip_vision_model" else ViTModel
-            model = model_class.from_pretrained(spec, **config_kwargs)
-        return model, config
-    config = resolve_backbone_config({**spec, **overrides} if isinstance(spec, Mapping) else spec, role=role)
-    return None, config
+    return load_backbone_tower(spec, role=role, overrides=overrides, dropout=dropout)
 
 
 def _dropout_overrides(dropout: float, role: str) -> dict[str, float]:
-    if role == "text":
-        return dict(hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
-    return dict(hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout, attention_dropout=dropout, dropout=dropout)
+    from ..encoder.backbone import dropout_overrides
+
+    return dropout_overrides(dropout, role)
 
 
 def pretrained_mlm_transform(source: str) -> dict[str, torch.Tensor] | None:

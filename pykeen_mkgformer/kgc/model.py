@@ -722,14 +722,3 @@ def _directed_relation_texts(triples_factory: Any) -> list[str]:
 # the official recipe's loss, registered with PyKEEN's loss resolver for experiment files (the training
 # callbacks register when a model is built: importing pykeen.training here would be circular)
 from . import losses as _losses  # noqa: E402,F401
-
-# when this module is what imported pykeen.models, the resolver hook could not register the class yet
-from ..registration import ensure_registered  # noqa: E402
-
-ensure_registered()
-
-# the interaction and representations in PyKEEN's resolvers (pykeen.nn is complete whenever this module
-# loads; MultimodalRotatE joins the model resolver when pykeen.models is complete, see kgc.registry)
-from .registry import register_with_pykeen  # noqa: E402
-
-register_with_pykeen()

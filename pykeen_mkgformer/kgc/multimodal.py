@@ -255,10 +255,3 @@ class MultimodalRotatE(ERModel):
             ),
             **kwargs,
         )
-
-
-# registered here too: when this module is what imported pykeen.models, the registration run by
-# kgc.model found it half-imported (see kgc.registry)
-from .registry import register_with_pykeen  # noqa: E402
-
-register_with_pykeen()

@@ -1,4 +1,5 @@
-r"""Training callbacks for the official MKGformer recipe, registered in PyKEEN's ``callback_resolver``.
+r"""Training callbacks for the official MKGformer recipe, registered in PyKEEN's ``callback_resolver``
+(by :mod:`pykeen_mkgformer.registration`).
 
 Usable from an experiment file (callbacks run in the order given; put the schedule first)::
 
@@ -30,7 +31,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import torch
-from pykeen.training.callbacks import TrainingCallback, callback_resolver
+from pykeen.training.callbacks import TrainingCallback
 
 __all__ = ["LinearWarmupTrainingCallback", "DecoupledWeightDecayTrainingCallback", "linear_warmup_factor"]
 
@@ -139,6 +140,16 @@ class DecoupledWeightDecayTrainingCallback(TrainingCallback):
                 parameter.mul_(1.0 - rates[id(parameter)] * self.weight_decay)
 
 
-for _callback in (LinearWarmupTrainingCallback, DecoupledWeightDecayTrainingCallback):
-    if callback_resolver.normalize_cls(_callback) not in callback_resolver.lookup_dict:
-        callback_resolver.register(_callback)
+def _register_when_first() -> None:
+    """When this module is what imported PyKEEN's callbacks, the plugin's registration found it half-imported."""
+    import sys
+
+    callback_resolver = getattr(sys.modules.get("pykeen.training.callbacks"), "callback_resolver", None)
+    if callback_resolver is None:  # being made: pykeen_mkgformer.registration registers the callbacks
+        return
+    for callback in (LinearWarmupTrainingCallback, DecoupledWeightDecayTrainingCallback):
+        if callback_resolver.normalize_cls(callback) not in callback_resolver.lookup_dict:
+            callback_resolver.register(callback)
+
+
+_register_when_first()

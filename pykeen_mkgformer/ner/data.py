@@ -57,7 +57,7 @@ def _check_tag(tag: str, previous: str | None) -> str | None:
 
 
 def read_conll(path: Path, *, bad_lines: BadLines | None = None) -> list[Sentence]:
-    """Read a CoNLL file with ``IMGID:`` lines.
+    r"""Read a CoNLL file with ``IMGID:`` lines.
 
     Each word line is ``token<TAB>label`` (surrounding spaces are stripped). Lines are read with the
     package's text reader (plain or gzip, BOM, ``\n`` / ``\r\n`` / ``\r``).

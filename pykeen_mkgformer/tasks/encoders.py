@@ -8,8 +8,6 @@ images) or the path of a JSON config file with a ``model_type``.
 
 from __future__ import annotations
 
-import copy
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,14 +16,12 @@ from transformers import (
     AutoModel,
     AutoTokenizer,
     BaseImageProcessor,
-    CLIPImageProcessorPil,
     CLIPVisionConfig,
-    PretrainedConfig,
     PreTrainedTokenizerBase,
-    ViTImageProcessorPil,
 )
 
 from ..encoder import HybridConfig, HybridTransformer
+from ..encoder.backbone import image_processor_for, preset_config, random_vision_config, resized_processor
 from ..encoder.config import resolve_backbone_config
 
 __all__ = ["EncoderBundle", "load_encoder", "tiny_vision_config", "vision_config_from_spec"]
@@ -48,44 +44,16 @@ class EncoderBundle:
 
 
 def tiny_vision_config() -> CLIPVisionConfig:
-    """A 2-layer, 32-wide CLIP vision tower on 32x32 px images (8 px patches); random weights."""
-    return CLIPVisionConfig(
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        image_size=32,
-        patch_size=8,
-    )
+    """The ``"tiny"`` vision preset (:mod:`pykeen_mkgformer.encoder.backbone`) as a config; random weights."""
+    return resolve_backbone_config(preset_config(TINY, "vision"), role="vision")
 
 
-def vision_config_from_spec(spec: str) -> PretrainedConfig | None:
-    """The config of a random vision tower (``"tiny"`` or a ``.json`` file); None for a checkpoint."""
-    if spec == TINY:
-        return tiny_vision_config()
-    path = Path(spec)
-    if path.suffix == ".json" and path.is_file():
-        return resolve_backbone_config(json.loads(path.read_text(encoding="utf-8")), role="vision")
-    return None
-
-
-def _processor_for_config(config: PretrainedConfig) -> BaseImageProcessor:
-    """Resize + normalise to the tower's image size, with the statistics its family uses."""
-    size = config.image_size if isinstance(config.image_size, int) else config.image_size[0]
-    if config.model_type == "clip_vision_model":
-        return CLIPImageProcessorPil(size={"shortest_edge": size}, crop_size={"height": size, "width": size})
-    return ViTImageProcessorPil(size={"height": size, "width": size})
-
-
-def _resized(processor: BaseImageProcessor, side: int) -> BaseImageProcessor:
-    """A copy of ``processor`` that resizes (and centre-crops, where it crops) to ``side`` px."""
-    resized = copy.deepcopy(processor)
-    if getattr(resized, "do_center_crop", False):
-        resized.size = {"shortest_edge": side}
-        resized.crop_size = {"height": side, "width": side}
-    else:
-        resized.size = {"height": side, "width": side}
-    return resized
+#: old names of :func:`~pykeen_mkgformer.encoder.backbone.random_vision_config`,
+#: :func:`~pykeen_mkgformer.encoder.backbone.image_processor_for` and
+#: :func:`~pykeen_mkgformer.encoder.backbone.resized_processor`
+vision_config_from_spec = random_vision_config
+_processor_for_config = image_processor_for
+_resized = resized_processor
 
 
 def load_encoder(
@@ -122,11 +90,11 @@ def load_encoder(
         text_model = AutoModel.from_pretrained(text)
         config = HybridConfig(text=text_model.config, vision=random_vision, fusion_layers=fusion_layers, **switches)
         encoder = HybridTransformer(config, text_model=text_model)
-        processor = _processor_for_config(random_vision)
+        processor = image_processor_for(random_vision)
     crop_processors = []
     if fusion_variant == "official":
         patch = vision_config.patch_size
-        crop_processors = [_resized(processor, side * patch) for _, side in OfficialCropImages.GROUPS]
+        crop_processors = [resized_processor(processor, side * patch) for _, side in OfficialCropImages.GROUPS]
     description = {
         "text_encoder": text,
         "vision_encoder": vision,

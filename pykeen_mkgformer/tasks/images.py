@@ -21,6 +21,7 @@ from transformers import BaseImageProcessor
 
 from ..data.decoding import load_rgb
 from ..data.errors import ImageError
+from ..data.images import OFFICIAL_CROP_GROUPS
 from ..data.files import file_problem
 
 __all__ = ["InstanceImages", "OfficialCropImages", "ImageBatch"]
@@ -190,7 +191,7 @@ class OfficialCropImages:
     """
 
     #: crops per group and their side in patches
-    GROUPS = ((3, 4), (3, 2))
+    GROUPS = OFFICIAL_CROP_GROUPS
 
     def __init__(
         self,
