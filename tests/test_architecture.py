@@ -42,15 +42,10 @@ LAYER = {
 ALLOWED_EDGES = {
     # helper `security` moves model I/O into kgc (a saved-model module there)
     ("pykeen_mkgformer.kgc.prediction", "pykeen_mkgformer.explain.results"),
-    # helper `kgc` makes recover_tokenizer public in kgc
-    ("pykeen_mkgformer.kgc.new_entities", "pykeen_mkgformer.explain.link_prediction"),
 }
 
 #: known imports of another package's private names (same owners as above)
 ALLOWED_PRIVATE = {
-    # helper `kgc` makes the text helpers public in kgc
-    ("pykeen_mkgformer.explain.link_prediction", "pykeen_mkgformer.kgc.model", "_entity_texts"),
-    ("pykeen_mkgformer.explain.link_prediction", "pykeen_mkgformer.kgc.model", "_directed_relation_texts"),
 }
 
 #: the one shim (see pykeen_mkgformer/_pykeen_shim.py and tests/test_registration_shim.py), and the one
