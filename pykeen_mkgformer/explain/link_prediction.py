@@ -41,7 +41,7 @@ Side = Literal["head", "tail"]
 def recover_tokenizer(model: Any, factory: Any, known: int, directed: int):
     """The tokenizer the model was built with, rebuilt and checked against the model's stored token ids.
 
-    The model keeps token ids, not the tokenizer. It is rebuilt the way the model built it
+    The model's own tokenizer when it keeps one; else (models saved by older versions) it is rebuilt the way the model built it
     (:func:`~pykeen_mkgformer.kgc.inputs.build_tokenizer`: the text encoder's own tokenizer, or the
     WordPiece vocabulary trained on the graph's texts), and accepted only if it has the model's
     vocabulary size and re-tokenises the query's entity and relation texts into the stored ids.
@@ -51,6 +51,9 @@ def recover_tokenizer(model: Any, factory: Any, known: int, directed: int):
     from ..kgc.model import _directed_relation_texts, _entity_texts
 
     queries = model.queries
+    kept = getattr(model, "tokenizer", None)  # the model's own (also after add_entities)
+    if kept is not None and len(kept) == queries.base_vocab_size:
+        return kept
     relation_texts = _directed_relation_texts(factory)
     for mode in ("description", "name"):
         entity_texts = _entity_texts(factory, mode)

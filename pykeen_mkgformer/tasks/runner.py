@@ -21,6 +21,7 @@ import torch
 from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
+from ..data.atomic import atomic_folder, atomic_write, write_text
 from .encoders import load_encoder
 from .images import InstanceImages, OfficialCropImages
 from .lines import BadLines
@@ -212,14 +213,18 @@ def run_task(task_class: type[Task], options: RunOptions) -> dict[str, Any]:
         "settings": {**options.signature(), "device": options.device},
     }
     _write_outputs(output, metrics, [task.prediction_record(i, p) for i, p in zip(splits["test"], predictions)])
-    model.save(output / "model")
-    bundle.tokenizer.save_pretrained(output / "model" / "tokenizer")
-    (output / "model" / "task.json").write_text(json.dumps(task.describe(), indent=2), encoding="utf-8")
+    # the model folder is written aside and renamed into place: never half a model
+    with atomic_folder(output / "model", overwrite=True) as staging:
+        model.save(staging)
+        bundle.tokenizer.save_pretrained(staging / "tokenizer")
+        write_text(staging / "task.json", json.dumps(task.describe(), indent=2))
     return metrics
 
 
 def _write_outputs(output: Path, metrics: dict[str, Any], records: Sequence[dict[str, Any]]) -> None:
-    (output / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
-    with (output / "predictions.jsonl").open("w", encoding="utf-8") as file:
+    """metrics.json and predictions.jsonl, each written atomically (a temporary name, then a rename)."""
+    write_text(output / "metrics.json", json.dumps(metrics, indent=2))
+    with atomic_write(output / "predictions.jsonl") as file:
         for record in records:
-            file.write(json.dumps(record, ensure_ascii=False) + "\n")
+            # ASCII escapes: any token or label (lone surrogates included) round-trips
+            file.write(json.dumps(record, ensure_ascii=True) + "\n")
