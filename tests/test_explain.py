@@ -30,6 +30,7 @@ from pykeen_mkgformer.explain import (
     render_png,
 )
 from pykeen_mkgformer.explain.browser import find_chromium
+from pykeen_mkgformer.kgc.saved_model import save_pipeline_result
 
 LAYOUT = [[1, 32], [2, 16]]  # 8 px patches: 16 + 4 + 4 patches, plus a class token per image
 EXPECTED_STARTS = [0, 17, 22]
@@ -43,7 +44,8 @@ def _one_thread():
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A tiny MKGformer trained on ShapesKG, saved with ``save_to_directory``; one entity has no images."""
+    """A tiny MKGformer trained on ShapesKG, saved with ``save_pipeline_result`` (PyKEEN's files and the
+    safe ``mkgformer/``); one entity has no images."""
     from pykeen.pipeline import pipeline
 
     root = tmp_path_factory.mktemp("explain")
@@ -67,7 +69,7 @@ def trained(tmp_path_factory):
             random_seed=3,
         )
     folder = root / "result"
-    result.save_to_directory(folder)
+    save_pipeline_result(result, folder)
     labels = dataset.training.entity_id_to_label
     return dict(folder=folder, dataset=dataset, imageless=labels[imageless], partial=labels[partial], root=root)
 
@@ -257,10 +259,10 @@ def test_errors_name_the_offending_input(run, tmp_path):
         explain_link_prediction(run.model, run.factory, head="object_99", relation="same_shape_as")
     with pytest.raises(ValueError, match="Unknown relation 'same shap as'"):
         explain_link_prediction(run.model, run.factory, head="object_001", relation="same shap as")
-    with pytest.raises(FileNotFoundError, match="no trained PyKEEN model"):
+    with pytest.raises(FileNotFoundError, match="holds no trained model"):
         load_trained_model(tmp_path)
     result = CliRunner().invoke(main, ["explain", "--model", str(tmp_path), "--head", "x", "--relation", "y", "--output", str(tmp_path / "p.html")])
-    assert result.exit_code != 0 and "no trained PyKEEN model" in result.output
+    assert result.exit_code != 0 and "holds no trained model" in result.output
 
 
 # ---------------------------------------------------------------------- the command
@@ -281,8 +283,11 @@ def test_command_writes_page_and_png_from_a_results_folder(trained, explanation,
         assert image.width > 3 * 64 and image.height > 4 * 160
 
 
-def test_command_on_an_experiment_folder_finds_the_dataset(tmp_path):
-    """``pykeen experiments run`` on the tiny config (ShapesKG, 1 epoch): the dataset is read from its configuration copy."""
+def test_command_on_an_experiment_folder_finds_the_dataset(tmp_path, monkeypatch):
+    """``pykeen experiments run`` on the tiny config (ShapesKG, 1 epoch): the dataset is read from its configuration
+    copy (its name; the cache_root path there is not obeyed). The folder holds pickles only: refused without
+    --trust-pickles."""
+    monkeypatch.setenv("PYSTOW_HOME", str(tmp_path / "pystow"))
     config = json.loads((REPO_ROOT / "benchmarks" / "configs" / "mkgformer_tiny.json").read_text())
     settings = config["pipeline"]
     settings["dataset"] = "ShapesKG"
@@ -294,12 +299,15 @@ def test_command_on_an_experiment_folder_finds_the_dataset(tmp_path):
     pykeen = Path(sys.executable).with_name("pykeen")
     run_command([str(pykeen), "experiments", "run", str(path), "-d", str(tmp_path / "out")], cwd=tmp_path, timeout=400)
     page = tmp_path / "page.html"
-    result = CliRunner().invoke(
-        main, ["explain", "--model", str(tmp_path / "out"), "--tail", "object_001", "--relation", "same colour as", "--output", str(page)]
-    )
+    command = ["explain", "--model", str(tmp_path / "out"), "--tail", "object_001", "--relation", "same colour as", "--output", str(page)]
+    refused = CliRunner().invoke(main, command)
+    assert refused.exit_code != 0 and "trained_model.pkl is a pickle" in refused.output and "--trust-pickles" in refused.output
+    assert not page.exists()
+    result = CliRunner().invoke(main, [*command, "--trust-pickles"])
     assert result.exit_code == 0, result.output
     text = page.read_text()
     assert "configuration_copied.json" in text and "(?, same_colour_as, object_001" in text
+    assert "cache_root" in result.output  # the path argument of the configuration was not used, and it says so
 
 
 # ---------------------------------------------------------------------- the page in a real browser

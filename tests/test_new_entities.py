@@ -13,6 +13,7 @@ from pykeen.training import LCWATrainingLoop
 
 from pykeen_mkgformer.data import ShapesKG
 from pykeen_mkgformer.kgc.new_entities import NewEntityError, extend_triples_factory
+from pykeen_mkgformer.kgc.saved_model import save_pipeline_result
 
 
 @pytest.fixture(autouse=True)
@@ -28,7 +29,7 @@ def shapes(tmp_path_factory) -> ShapesKG:
 
 @pytest.fixture(scope="module")
 def saved(shapes, tmp_path_factory):
-    """A tiny model trained by ``pipeline`` and written with ``save_to_directory``."""
+    """A tiny model trained by ``pipeline`` and written with ``save_pipeline_result`` (PyKEEN's files + ``mkgformer/``)."""
     folder = tmp_path_factory.mktemp("trained")
     result = pipeline(
         dataset=shapes,
@@ -39,7 +40,7 @@ def saved(shapes, tmp_path_factory):
         evaluation_kwargs=dict(batch_size=64, use_tqdm=False),
         random_seed=3,
     )
-    result.save_to_directory(folder)
+    save_pipeline_result(result, folder, overwrite=True)
     return folder
 
 
