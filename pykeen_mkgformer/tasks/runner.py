@@ -111,6 +111,9 @@ class PreparedData:
             split: [task.features(instance, tokenizer, max_length) for instance in instances]
             for split, instances in splits.items()
         }
+        escaped = {split: sum(int(f.get("escaped_markers", 0)) for f in features) for split, features in self.features.items()}
+        if any(escaped.values()):
+            logger.warning("marker strings in the text were escaped (so they cannot move the entity markers): %s", escaped)
         self.pixels = {
             split: images.prepare([task.image_name(instance) for instance in instances], progress=progress)
             for split, instances in splits.items()
@@ -149,6 +152,11 @@ class PreparedData:
             "instances": {split: len(instances) for split, instances in self.splits.items()},
             "truncated": {
                 split: sum(bool(feature.get("truncated")) for feature in features) for split, features in self.features.items()
+            },
+            # marker strings found in the text itself (RE), escaped so that they cannot move the markers
+            "escaped_markers": {
+                split: sum(int(feature.get("escaped_markers", 0)) for feature in features)
+                for split, features in self.features.items()
             },
             "images": {split: self.images.summary(items) for split, items in self.pixels.items()},
             "image_files": self.images.file_summary(),
