@@ -241,7 +241,7 @@ def test_new_entity_files_name_the_bad_line(tmp_path):
 
     path = tmp_path / "new.jsonl"
     path.write_text('{"label": "a", "description": "first", "images": "a.png"}\n\n{"label": 3}\n')
-    with pytest.raises(NewEntityError, match=r"new.jsonl:3: expected an object with a 'label'"):
+    with pytest.raises(NewEntityError, match=r"new.jsonl:3: field 'label' must be a string, got int"):
         read_new_entities(path)
     path.write_text('{"label": "a", "description": "first", "images": "a.png"}\nnot json\n')
     with pytest.raises(NewEntityError, match=r"new.jsonl:2: not valid JSON"):
