@@ -377,3 +377,67 @@ def test_page_in_headless_chromium(explanation, tmp_path):
     assert not [text for kind, text in session.console if kind in ("error", "warning")], session.console
     assert session.requests == [path.resolve().as_uri()], session.requests  # the page itself, nothing else
     assert (tmp_path / "shot.png").stat().st_size > 10_000
+
+
+#: labels that try to leave the page's JSON block or its markup (issue 22)
+HOSTILE_LABELS = [
+    "</script><script>document.title='pwned'</script>",
+    "<!--<script>",
+    "</ScRiPt ><img src=x onerror=\"document.title='pwned'\">",
+    "line\u2028sep\u2029end",
+    "]]>&amp;\\\"'",
+]
+
+
+def test_page_with_hostile_labels_in_headless_chromium(run, tmp_path):
+    """Labels with script-block breakers, comments, markup and line separators: the page's script still
+    works (a click recolours), no node is injected, nothing runs, the labels show as text."""
+    from pykeen_mkgformer.data import MultimodalTriplesFactory
+    from pykeen_mkgformer.explain.browser import open_page
+    from pykeen_mkgformer.explain.html import render_html, script_json, write_html
+
+    assert "<" not in script_json({"x": HOSTILE_LABELS}) and "\u2028" not in script_json(HOSTILE_LABELS)
+    assert json.loads(script_json({"x": HOSTILE_LABELS}))["x"] == HOSTILE_LABELS
+    _browser_or_skip()
+    factory = run.factory
+    head_id, relation_id, _ = run.known_triples["testing"][0].tolist()
+    labels = [factory.entity_id_to_label[i] for i in range(factory.num_entities)]
+    order = torch.argsort(run.model.predict_t(torch.tensor([[head_id, relation_id]]))[0], descending=True).tolist()
+    for hostile, entity in zip(HOSTILE_LABELS, [head_id, *[e for e in order if e != head_id]]):
+        labels[entity] = hostile
+    relations = [factory.relation_id_to_label[i] for i in range(factory.real_num_relations)]
+    relations[relation_id] = "<!--</script>\u2028"
+    hostile = MultimodalTriplesFactory(
+        mapped_triples=factory.mapped_triples,
+        entity_to_id={label: i for i, label in enumerate(labels)},
+        relation_to_id={label: i for i, label in enumerate(relations)},
+        create_inverse_triples=factory.create_inverse_triples,
+        entity_names=labels,
+        entity_descriptions=[f"{label} described" for label in labels],
+        entity_images=factory.entity_images,
+        relation_texts=relations,
+    )
+    explanation = explain_link_prediction(run.model, hostile, head=labels[head_id], relation=relations[relation_id], top=6)
+    assert HOSTILE_LABELS[0] in explanation.tokens[1].text or any(HOSTILE_LABELS[0] in t.text for t in explanation.tokens)
+    path = write_html(explanation, tmp_path / "hostile.html")
+    assert render_html(explanation).count("<script") == 2
+    with open_page(path) as session:
+        page = session.page
+        assert page.title().startswith("MKGformer case analysis")
+        assert page.eval_on_selector_all("script", "els => els.length") == 2
+        assert page.eval_on_selector_all("img[src='x']", "els => els.length") == 0
+        shown = page.inner_text("body")
+        assert HOSTILE_LABELS[0] in shown  # the query's entity, as text
+        answers = page.inner_text("#answers")
+        assert HOSTILE_LABELS[1] in answers and HOSTILE_LABELS[2] in answers
+        data = json.loads(page.text_content("#explanation-data"))
+        assert any(HOSTILE_LABELS[0] in token for token in data["tokens"])
+        first = explanation.token_order()[0]
+        other = next(i for i in explanation.token_order() if i != first)
+        page.click(f'.tok[data-token="{other}"]')
+        assert page.get_attribute(f'.tok[data-token="{other}"]', "aria-pressed") == "true"
+        assert page.get_attribute(f'.tok[data-token="{first}"]', "aria-pressed") == "false"
+        assert page.title().startswith("MKGformer case analysis")
+    assert not session.errors, session.errors
+    assert not [text for kind, text in session.console if kind in ("error", "warning")], session.console
+    assert session.requests == [path.resolve().as_uri()], session.requests
