@@ -177,23 +177,22 @@ def test_metadata_json_chooses_a_dataset_by_name_only(hostile_model, tmp_path):
     assert found == {"dataset": "ShapesKG", "dataset_kwargs": {}} and "cache_root" in notes[0]
 
 
-def test_surrogate_labels_are_refused_before_anything_is_written(hostile_model, tmp_path):
+def test_surrogate_labels_are_refused_up_front_by_name(hostile_model, tmp_path):
     factory = hostile_model.label_factory
     labels = [factory.entity_id_to_label[i] for i in range(factory.num_entities)]
     labels[3] = "bad\udcff"
-    broken = MultimodalTriplesFactory(
-        mapped_triples=torch.empty((0, 3), dtype=torch.long),
-        entity_to_id={label: i for i, label in enumerate(labels)},
-        relation_to_id=factory.relation_to_id,
-        create_inverse_triples=True,
-    )
-    hostile_model.label_factory = broken
-    try:
-        with pytest.raises(ValueError, match=r"1 entity labels cannot be stored.*'bad\\udcff'"):
-            save_model(hostile_model, tmp_path / "saved")
-    finally:
-        hostile_model.label_factory = factory
-    assert not list(tmp_path.iterdir())
+    with pytest.raises(ValueError, match=r"1 entity labels cannot be stored.*'bad\\udcff'"):
+        MultimodalTriplesFactory(
+            mapped_triples=torch.empty((0, 3), dtype=torch.long),
+            entity_to_id={label: i for i, label in enumerate(labels)},
+            relation_to_id=factory.relation_to_id,
+        )
+    with pytest.raises(ValueError, match=r"1 entity descriptions cannot be stored"):
+        MultimodalTriplesFactory.from_labeled_triples(np.array([["a", "r", "b"]]), entity_descriptions={"a": "x\ud800"})
+    # image paths may hold them (file names that are not UTF-8) and round-trip
+    images = MultimodalTriplesFactory.from_labeled_triples(np.array([["a", "r", "b"]]), entity_images={"a": ["/x/\udcff.png"]})
+    path = images.to_path_binary(tmp_path / "f")
+    assert MultimodalTriplesFactory.from_path_binary(path).entity_images == images.entity_images
 
 
 # ---------------------------------------------------------------------- outputs

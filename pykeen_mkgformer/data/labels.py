@@ -17,7 +17,39 @@ import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["resolve_label", "resolve_entity", "resolve_relation", "printable", "near_duplicates", "summarize", "label_key"]
+__all__ = [
+    "resolve_label", "resolve_entity", "resolve_relation", "printable", "near_duplicates", "summarize", "label_key",
+    "check_labels",
+]
+
+
+def check_labels(kind: str, labels: Sequence[str]) -> None:
+    """Refuse labels (or texts) that cannot be stored or tokenised as text: not strings, or holding a lone
+    surrogate (what Python makes of undecodable bytes).
+
+    :raises ValueError: naming the first offending ones (ASCII-escaped)
+    """
+    try:
+        "".join(labels).encode("utf-8")
+        return
+    except TypeError:
+        pass
+    except UnicodeEncodeError:
+        pass
+    bad = [label for label in labels if not isinstance(label, str) or _has_surrogate(label)]
+    if bad:
+        raise ValueError(
+            f"{len(bad)} {kind} cannot be stored (each must be text without lone surrogates, e.g. from undecodable "
+            f"bytes): {', '.join(map(ascii, bad[:5]))}."
+        )
+
+
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def printable(value: Any) -> str:

@@ -129,6 +129,18 @@ class MultimodalTriplesFactory(TriplesFactory):
         self.relation_texts: list[str] = _dense(
             "relation_texts", relation_texts, self.real_num_relations, lambda i: relation_labels[i]
         )
+        # labels and texts are tokenised and stored as text: refuse lone surrogates up front, by name
+        # (image paths may hold them: file names that are not valid UTF-8)
+        from .labels import check_labels
+
+        for kind, values in (
+            ("entity labels", list(self.entity_to_id)),
+            ("relation labels", list(self.relation_to_id)),
+            ("entity names", self.entity_names),
+            ("entity descriptions", self.entity_descriptions),
+            ("relation texts", self.relation_texts),
+        ):
+            check_labels(kind, values)
 
     # construction ------------------------------------------------------------------------------
 

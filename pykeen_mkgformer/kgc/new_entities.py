@@ -98,10 +98,10 @@ def _validate(
             f"{len(close)} labels equal existing ones after Unicode normalisation and white-space stripping "
             f"(write them the same way, or choose another label): {close[:10]}."
         )
-    from ..kgc.saved_model import check_labels
+    from ..data.labels import check_labels
 
     try:
-        check_labels("new entity", labels)
+        check_labels("new entity labels", labels)
     except ValueError as error:
         raise NewEntityError(str(error)) from error
     descriptions = _as_list("descriptions", descriptions, labels, default=lambda _: "")

@@ -36,7 +36,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,7 +78,6 @@ _DROPPED = {"image_cache_dir", "loss", "loss_kwargs", "progress", "regularizer",
 #: image processor classes that may be rebuilt from a folder's JSON
 _PROCESSORS = ("CLIPImageProcessor", "CLIPImageProcessorPil", "CLIPImageProcessorFast",
                "ViTImageProcessor", "ViTImageProcessorPil", "ViTImageProcessorFast")
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass
@@ -97,18 +95,7 @@ class TrainedLinkPredictor:
 
 
 # ---------------------------------------------------------------------- labels
-def check_labels(kind: str, labels: Sequence[str]) -> None:
-    """Refuse labels that cannot be stored as text: not strings, or holding a lone surrogate.
-
-    :raises ValueError: naming the first offending labels (printed with escapes)
-    """
-    bad = [label for label in labels if not isinstance(label, str) or _SURROGATE.search(label)]
-    if bad:
-        raise ValueError(
-            f"{len(bad)} {kind} labels cannot be stored (a label must be text without lone surrogates, "
-            f"e.g. from undecodable bytes): {', '.join(map(ascii, bad[:5]))}."
-        )
-
+from ..data.labels import check_labels  # noqa: E402  (re-exported: where it was first defined)
 
 def _the_hybrid(model: Any) -> Any:
     from ..encoder import HybridTransformer
@@ -172,8 +159,8 @@ def _constructor_config(model: Any) -> dict[str, Any]:
 def _labels_document(factory: Any, num_added: int) -> dict[str, Any]:
     entities = [factory.entity_id_to_label[i] for i in range(factory.num_entities)]
     relations = [factory.relation_id_to_label[i] for i in range(factory.real_num_relations)]
-    check_labels("entity", entities)
-    check_labels("relation", relations)
+    check_labels("entity labels", entities)
+    check_labels("relation labels", relations)
     metadata = dict(getattr(factory, "metadata", None) or {})
     return dict(
         entities=entities,
@@ -363,7 +350,7 @@ def _labels_factory(document: Mapping[str, Any], training: torch.Tensor | None, 
     try:
         entities, relations = list(document["entities"]), list(document["relations"])
         for kind, labels in (("entity", entities), ("relation", relations)):
-            check_labels(kind, labels)
+            check_labels(f"{kind} labels", labels)
             repeated = len(labels) - len(set(labels))
             if repeated:
                 raise ValueError(f"{repeated} {kind} labels are repeated.")
