@@ -404,3 +404,25 @@ def test_task_models_save_and_load_as_data(kind, tiny_text, tmp_path):  # noqa: 
     with pytest.raises(ValueError, match=f"holds a '{kind}' model, not 'other'"):
         cls.load(tmp_path / "model", task="other")
     assert not [p for p in (tmp_path / "model").rglob("*") if p.suffix in (".pt", ".pkl", ".bin")]
+
+
+# ---------------------------------------------------------------------- layering (issue 19's rule)
+def test_model_io_lives_in_kgc_which_never_imports_explain(tmp_path):
+    from kgc_support import run_python
+
+    code = (
+        "import sys\n"
+        "import pykeen_mkgformer.kgc.saved_model, pykeen_mkgformer.kgc.prediction, pykeen_mkgformer.kgc.new_entities\n"
+        "import pykeen_mkgformer.kgc.cli\n"
+        "assert not [m for m in sys.modules if m.startswith('pykeen_mkgformer.explain')], 'kgc imported explain'\n"
+        "from pykeen_mkgformer.explain.results import TrainedLinkPredictor, find_model_file, load_trained_model\n"
+        "from pykeen_mkgformer.kgc import saved_model\n"
+        "assert load_trained_model is saved_model.load_trained_model and TrainedLinkPredictor is saved_model.TrainedLinkPredictor\n"
+        "from pykeen_mkgformer.explain.link_prediction import recover_tokenizer\n"
+        "assert recover_tokenizer is saved_model.recover_tokenizer\n"
+        "print('ok')\n"
+    )
+    assert run_python(code, cwd=tmp_path).stdout.strip().endswith("ok")
+    # the old place first, in a fresh interpreter: no import cycle
+    assert run_python("import pykeen_mkgformer.explain.results as r; print(r.load_trained_model.__module__)",
+                      cwd=tmp_path).stdout.strip().endswith("pykeen_mkgformer.kgc.saved_model")

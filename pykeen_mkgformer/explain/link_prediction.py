@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from ..data.labels import resolve_entity, resolve_relation
+from ..kgc.saved_model import recover_tokenizer  # re-exported: the model's tokenizer lives with the model
 from .attention import fused_layers, query_images, to_uint8_pixels
 from .explanation import Answer, Explanation, QueryToken
 
@@ -38,48 +39,6 @@ Side = Literal["head", "tail"]
 
 
 # ---------------------------------------------------------------------- tokens
-def recover_tokenizer(model: Any, factory: Any, known: int, directed: int):
-    """The tokenizer the model was built with, rebuilt and checked against the model's stored token ids.
-
-    The model's own tokenizer when it keeps one; else (models saved by older versions) it is rebuilt the way the model built it
-    (:func:`~pykeen_mkgformer.kgc.inputs.build_tokenizer`: the text encoder's own tokenizer, or the
-    WordPiece vocabulary trained on the graph's texts), and accepted only if it has the model's
-    vocabulary size and re-tokenises the query's entity and relation texts into the stored ids.
-    Returns None when no candidate passes (tokens are then shown as ids).
-    """
-    from ..kgc.inputs import TokenizedTexts, build_tokenizer
-    from ..kgc.model import _directed_relation_texts, _entity_texts
-
-    queries = model.queries
-    kept = getattr(model, "tokenizer", None)  # the model's own (also after add_entities)
-    if kept is not None and len(kept) == queries.base_vocab_size:
-        return kept
-    relation_texts = _directed_relation_texts(factory)
-    for mode in ("description", "name"):
-        entity_texts = _entity_texts(factory, mode)
-        try:
-            tokenizer = build_tokenizer(
-                model.spec["text_encoder"], None, [*entity_texts, *relation_texts, "is"], vocab_size=queries.base_vocab_size
-            )
-        except (OSError, ValueError) as error:
-            logger.warning("cannot rebuild the tokenizer: %s", error)
-            return None
-        if len(tokenizer) != queries.base_vocab_size:
-            continue
-        ok = True
-        for text, ids, lengths, row in (
-            (entity_texts[known], queries.entity_text_ids, queries.entity_text_lengths, known),
-            (relation_texts[directed], queries.relation_text_ids, queries.relation_text_lengths, directed),
-        ):
-            again = TokenizedTexts.from_texts(tokenizer, [text], max_length=queries.max_seq_length)
-            stored = ids[row, : int(lengths[row])].cpu()
-            if not torch.equal(again.ids[0, : int(again.lengths[0])], stored):
-                ok = False
-        if ok:
-            return tokenizer
-    return None
-
-
 def _query_tokens(model: Any, factory: Any, input_ids: torch.Tensor, tokenizer) -> list[QueryToken]:
     queries = model.queries
     specials = {queries.cls_id: "[CLS]", queries.sep_id: "[SEP]", queries.pad_id: "[PAD]"}

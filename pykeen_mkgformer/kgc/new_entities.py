@@ -178,7 +178,7 @@ def _tokenizer(model: MKGformer, tokenizer: Any) -> Any:
     kept = getattr(model, "tokenizer", None)
     if kept is not None:
         return kept
-    from ..explain.link_prediction import recover_tokenizer
+    from .saved_model import recover_tokenizer
 
     recovered = recover_tokenizer(model, model.label_factory, 0, 0)
     if recovered is None:

@@ -53,6 +53,7 @@ __all__ = [
     "find_model_file",
     "find_saved_model",
     "check_labels",
+    "recover_tokenizer",
 ]
 
 logger = logging.getLogger(__name__)
@@ -320,6 +321,49 @@ def _results_folder(model_path: Path) -> Path:
 
 
 # ---------------------------------------------------------------------- loading
+def recover_tokenizer(model: Any, factory: Any, known: int, directed: int):
+    """The tokenizer the model was built with, rebuilt and checked against the model's stored token ids.
+
+    The model's own tokenizer when it keeps one (also after ``add_entities``); else (models saved by
+    older versions) it is rebuilt the way the model built it
+    (:func:`~pykeen_mkgformer.kgc.inputs.build_tokenizer`: the text encoder's own tokenizer, or the
+    WordPiece vocabulary trained on the graph's texts), and accepted only if it has the model's
+    vocabulary size and re-tokenises the query's entity and relation texts into the stored ids.
+    Returns None when no candidate passes (tokens are then shown as ids).
+    """
+    from .inputs import TokenizedTexts, build_tokenizer
+    from .model import _directed_relation_texts, _entity_texts
+
+    queries = model.queries
+    kept = getattr(model, "tokenizer", None)  # the model's own (also after add_entities)
+    if kept is not None and len(kept) == queries.base_vocab_size:
+        return kept
+    relation_texts = _directed_relation_texts(factory)
+    for mode in ("description", "name"):
+        entity_texts = _entity_texts(factory, mode)
+        try:
+            tokenizer = build_tokenizer(
+                model.spec["text_encoder"], None, [*entity_texts, *relation_texts, "is"], vocab_size=queries.base_vocab_size
+            )
+        except (OSError, ValueError) as error:
+            logger.warning("cannot rebuild the tokenizer: %s", error)
+            return None
+        if len(tokenizer) != queries.base_vocab_size:
+            continue
+        ok = True
+        for text, ids, lengths, row in (
+            (entity_texts[known], queries.entity_text_ids, queries.entity_text_lengths, known),
+            (relation_texts[directed], queries.relation_text_ids, queries.relation_text_lengths, directed),
+        ):
+            again = TokenizedTexts.from_texts(tokenizer, [text], max_length=queries.max_seq_length)
+            stored = ids[row, : int(lengths[row])].cpu()
+            if not torch.equal(again.ids[0, : int(again.lengths[0])], stored):
+                ok = False
+        if ok:
+            return tokenizer
+    return None
+
+
 def _image_processor(document: Mapping[str, Any] | None) -> Any:
     """Rebuild an image processor from its JSON (only the known CLIP / ViT classes)."""
     import transformers
