@@ -7,7 +7,6 @@ A planted pickle here is harmless: unpickling it creates a marker file, so a tes
 from __future__ import annotations
 
 import json
-import os
 import warnings
 from pathlib import Path
 
@@ -426,3 +425,25 @@ def test_model_io_lives_in_kgc_which_never_imports_explain(tmp_path):
     # the old place first, in a fresh interpreter: no import cycle
     assert run_python("import pykeen_mkgformer.explain.results as r; print(r.load_trained_model.__module__)",
                       cwd=tmp_path).stdout.strip().endswith("pykeen_mkgformer.kgc.saved_model")
+
+
+def test_your_own_pickled_folder_converts_once_with_trust(hostile_model, tmp_path, caplog):
+    """PyKEEN's layout (trained_model.pkl + training_triples/): refused, read with --trust-pickles (a warning says
+    why), and --save writes the safe folder, which then opens without trust and gives the same scores."""
+    folder = tmp_path / "pykeen"
+    folder.mkdir()
+    torch.save(hostile_model, folder / "trained_model.pkl")
+    hostile_factory().to_path_binary(folder / "training_triples")
+    runner = CliRunner()
+    query = ["--head", "plain", "--relation", "rel\r1", "--json", "--top", "3"]
+    refused = runner.invoke(main, ["predict", "--model", str(folder), *query])
+    assert refused.exit_code != 0 and "is a pickle" in refused.output
+    with caplog.at_level("WARNING", logger="pykeen_mkgformer.data.trust"):
+        converted = runner.invoke(main, ["predict", "--model", str(folder), "--trust-pickles", "--save", str(tmp_path / "safe"), *query])
+    assert converted.exit_code == 0, converted.output
+    assert "runs any code it holds" in caplog.text
+    reopened = runner.invoke(main, ["predict", "--model", str(tmp_path / "safe"), *query])
+    assert reopened.exit_code == 0, reopened.output
+    assert json.loads(reopened.stdout)["predictions"] == json.loads(converted.stdout)["predictions"]
+    assert torch.equal(_scores(load_model(tmp_path / "safe")), _scores(hostile_model))
+    assert load_trained_model(tmp_path / "safe").known_triples["training"].shape[0] == hostile_factory().num_triples
