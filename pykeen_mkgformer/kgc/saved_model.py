@@ -173,6 +173,8 @@ def _labels_document(factory: Any, num_added: int) -> dict[str, Any]:
         create_inverse_triples=bool(factory.create_inverse_triples),
         num_added_entities=num_added,
         trained_on=str(metadata["path"]) if metadata.get("path") else None,
+        # entities / relations read without text when the data were loaded (pykeen_mkgformer.data.readers)
+        text_coverage=metadata.get("text_coverage"),
     )
 
 
