@@ -447,3 +447,19 @@ def test_your_own_pickled_folder_converts_once_with_trust(hostile_model, tmp_pat
     assert json.loads(reopened.stdout)["predictions"] == json.loads(converted.stdout)["predictions"]
     assert torch.equal(_scores(load_model(tmp_path / "safe")), _scores(hostile_model))
     assert load_trained_model(tmp_path / "safe").known_triples["training"].shape[0] == hostile_factory().num_triples
+
+
+def test_a_task_run_never_writes_over_its_data(tmp_path):
+    from pykeen_mkgformer.tasks.runner import RunOptions, _check_outputs
+
+    data = tmp_path / "mnre"
+    data.mkdir()
+    (data / "train.jsonl").write_text("{}\n")
+    _check_outputs(tmp_path / "out", RunOptions(data=data, output=tmp_path / "out", text_encoder="x"))
+    _check_outputs(data, RunOptions(data=data, output=data, text_encoder="x"))  # new files beside the data: fine
+    (data / "metrics.json").write_text("{}")  # ... but not over a file of the data folder
+    with pytest.raises(OutputError, match=r"--output .*metrics.json would write over the input --data .*mnre"):
+        _check_outputs(data, RunOptions(data=data, output=data, text_encoder="x"))
+    with pytest.raises(OutputError, match=r"would write over the input --images"):
+        _check_outputs(tmp_path / "out", RunOptions(data=data, output=tmp_path / "out", text_encoder="x",
+                                                    images=tmp_path / "out" / "model" / "images"))

@@ -171,6 +171,7 @@ def run_task(task_class: type[Task], options: RunOptions) -> dict[str, Any]:
     data error therefore never leaves a half-written (or overwritten) output behind.
     """
     output = Path(options.output)
+    _check_outputs(output, options)
     device = torch.device(options.device)
     bad_lines = BadLines(skip=options.skip_bad_lines)
     task = task_class(Path(options.data), bad_lines=bad_lines)
@@ -227,6 +228,19 @@ def run_task(task_class: type[Task], options: RunOptions) -> dict[str, Any]:
         bundle.tokenizer.save_pretrained(staging / "tokenizer")
         write_text(staging / "task.json", json.dumps(task.describe(), indent=2))
     return metrics
+
+
+#: what a run writes into its output folder (a resumed run rewrites them: that is its purpose)
+OUTPUT_NAMES = ("metrics.json", "predictions.jsonl", "model", "checkpoint.pt", "best_model.pt")
+
+
+def _check_outputs(output: Path, options: RunOptions) -> None:
+    """Refuse an output folder whose files would replace one of the run's inputs (naming both)."""
+    from ..data.atomic import check_output
+
+    inputs = {"--data": options.data, "--images": options.images, "--crops": options.crops, "--small-crops": options.small_crops}
+    for name in OUTPUT_NAMES:
+        check_output(output / name, inputs, option="--output", overwrite=True)
 
 
 def _write_outputs(output: Path, metrics: dict[str, Any], records: Sequence[dict[str, Any]]) -> None:
