@@ -96,6 +96,11 @@ def test_safe_folder_round_trip_gives_the_same_labels_and_scores(hostile_model, 
     assert loaded.label_factory.relation_to_id == hostile_model.label_factory.relation_to_id
     assert loaded.label_factory.relation_texts == hostile_model.label_factory.relation_texts
     assert torch.equal(_scores(loaded), _scores(hostile_model))
+    # explain reads the query with the model's own tokenizer (saved with it), never a rebuilt one
+    from pykeen_mkgformer.kgc.saved_model import recover_tokenizer
+
+    assert recover_tokenizer(loaded, loaded.label_factory, 0, 0) is loaded.tokenizer
+    assert loaded.tokenizer.get_vocab() == hostile_model.tokenizer.get_vocab()
     # the configuration holds the towers as configs: no pretrained checkpoint or path is needed to reopen it
     config = json.loads((folder / "config.json").read_text())
     assert isinstance(config["kwargs"]["text_encoder"], dict) and "image_cache_dir" not in config["kwargs"]
