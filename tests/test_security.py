@@ -468,3 +468,27 @@ def test_a_task_run_never_writes_over_its_data(tmp_path):
     with pytest.raises(OutputError, match=r"would write over the input --images"):
         _check_outputs(tmp_path / "out", RunOptions(data=data, output=tmp_path / "out", text_encoder="x",
                                                     images=tmp_path / "out" / "model" / "images"))
+
+
+def test_an_old_dataset_cache_is_rebuilt_not_unpickled(tmp_path):
+    """PyKEEN's cached copy of a dataset written by an older version (pickled base.pth): rebuilt from the data."""
+    import gzip
+
+    from pykeen_mkgformer.data import ShapesKG
+
+    marker = tmp_path / "payload-ran"
+    dataset = ShapesKG(cache_root=tmp_path / "shapes", num_entities=12)
+    cache = tmp_path / "cache"
+    dataset.to_directory_binary(cache)
+    for split in ("training", "testing", "validation"):
+        with gzip.open(cache / split / "multimodal.json.gz", "rt", encoding="utf-8") as file:
+            stored = json.load(file)
+        del stored["base"]
+        with gzip.open(cache / split / "multimodal.json.gz", "wt", encoding="utf-8") as file:
+            json.dump(stored, file)
+        torch.save(Payload(marker), cache / split / "base.pth")
+    again = ShapesKG.from_directory_binary(cache)
+    assert not marker.exists()
+    assert again.training.entity_to_id == dataset.training.entity_to_id
+    assert torch.equal(again.training.mapped_triples, dataset.training.mapped_triples)
+    assert ShapesKG.from_directory_binary(cache).training.num_triples == dataset.training.num_triples  # the rebuilt copy

@@ -32,6 +32,7 @@ from pykeen.datasets.base import Dataset, EagerDataset, LazyDataset
 
 from .multimodal import MultimodalTriplesFactory
 from .readers import MultimodalFiles, load_multimodal_splits
+from .trust import UnsafeFileError
 from .shapes import FORMAT_VERSION as SHAPES_FORMAT_VERSION
 from .shapes import generate_shapes_kg
 
@@ -237,10 +238,13 @@ class MultimodalDataset(LazyDataset):
         fresh = cls(**kwargs)
         stale = fresh.metadata["source"] != metadata.get("source")
         if not stale:
-            loaded = _read_binary_splits(path, metadata)
+            try:
+                loaded = _read_binary_splits(path, metadata)
+            except UnsafeFileError:  # written by an older version (pickled base.pth): rebuilt, never unpickled
+                loaded = None
             # an image entry that is gone (an entry the decoder refuses, e.g. a directory named
             # x.jpg, is still listed, so only its disappearance makes the copy stale)
-            stale = not all(os.path.lexists(p) for paths in loaded.training.entity_images for p in paths)
+            stale = loaded is None or not all(os.path.lexists(p) for paths in loaded.training.entity_images for p in paths)
             if not stale:
                 return loaded
         logger.info("the cached copy at %s is out of date; rebuilding it", path)
