@@ -208,7 +208,7 @@ def resume_checks(output: Path) -> list[dict]:
             if process.poll() is None:
                 process.send_signal(getattr(signal, name))
                 process.wait()
-                state = torch.load(checkpoint, weights_only=False)["state"]
+                state = torch.load(checkpoint, weights_only=True)["state"]
                 killed_after = state["epoch"]
             resumed = subprocess.run(command(out), capture_output=True, env=environment)
             metrics = json.loads((out / "metrics.json").read_text()) if resumed.returncode == 0 else {}

@@ -33,12 +33,13 @@ def main() -> None:
     from pykeen_mkgformer.data import ShapesKG
     from pykeen_mkgformer.explain.browser import screenshot
     from pykeen_mkgformer.kgc.presets import tiny_model_kwargs
+    from pykeen_mkgformer.kgc.saved_model import save_pipeline_result
 
     torch.set_num_threads(1)
     work = args.workdir
     dataset = ShapesKG(cache_root=work / "shapes", images_per_entity=3, create_inverse_triples=True)
     folder = work / "shapes-model"
-    if not (folder / "trained_model.pkl").is_file():
+    if not (folder / "mkgformer" / "model.safetensors").is_file():
         result = pipeline(
             dataset=dataset,
             model="MKGformer",
@@ -55,7 +56,7 @@ def main() -> None:
             random_seed=0,
         )
         print("tail MRR (test heads never seen in training):", result.metric_results.get_metric("tail.realistic.inverse_harmonic_mean_rank"))
-        result.save_to_directory(folder)
+        save_pipeline_result(result, folder, overwrite=True)  # PyKEEN's files + the safe mkgformer/
     # a test query: its head never occurs in training, so its colour can only be read from its images
     testing = dataset.testing
     relation = testing.relation_to_id["same_colour_as"]
@@ -63,7 +64,7 @@ def main() -> None:
     page = work / "explain.html"
     command = [
         "explain", "--model", str(folder), "--head", testing.entity_id_to_label[h], "--relation", "same_colour_as",
-        "--tail", testing.entity_id_to_label[t], "--top", "5", "--output", str(page),
+        "--tail", testing.entity_id_to_label[t], "--top", "5", "--output", str(page), "--overwrite",
     ]
     print("pykeen-mkgformer " + shlex.join(command))
     cli(command, standalone_mode=False)

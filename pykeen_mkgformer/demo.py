@@ -175,6 +175,9 @@ def _run_table(
     """Train, evaluate and save each model; write ``summary.json`` and ``summary.md``."""
     from pykeen.pipeline import pipeline
 
+    from .data.atomic import write_text
+    from .kgc.saved_model import save_pipeline_result
+
     output.mkdir(parents=True, exist_ok=True)
     rows = []
     for name, kwargs in settings.items():
@@ -188,7 +191,10 @@ def _run_table(
             device=device,
             **kwargs,
         )
-        result.save_to_directory(output / name.replace(" ", "_").replace("(", "").replace(")", ""))
+        # PyKEEN's files plus, for MKGformer, the safe model folder mkgformer/ that predict / explain open
+        save_pipeline_result(
+            result, output / name.replace(" ", "_").replace("(", "").replace(")", ""), overwrite=True, dataset=dataset
+        )
         metrics = {m: float(result.metric_results.get_metric(f"{side}.realistic.{m}")) for m in METRICS}
         rows.append(
             DemoRow(
@@ -199,8 +205,8 @@ def _run_table(
                 epochs=kwargs["training_kwargs"]["num_epochs"],
             )
         )
-    (output / "summary.json").write_text(json.dumps([asdict(r) for r in rows], indent=2))
-    (output / "summary.md").write_text(format_table(rows) + "\n")
+    write_text(output / "summary.json", json.dumps([asdict(r) for r in rows], indent=2))
+    write_text(output / "summary.md", format_table(rows) + "\n")
     return rows
 
 

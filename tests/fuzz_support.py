@@ -443,3 +443,162 @@ def check_image(file: ImageInput, processor) -> str:
     pixels = processor(images=image, return_tensors="np")["pixel_values"]
     _expect(pixels.shape[1:] == (3, 32, 32), f"processor output {pixels.shape}")
     return "handled"
+
+
+# ---------------------------------------------------------------------------------------------------
+# label maps: any label round-trips through a saved folder, or is refused by name (issue 22)
+# ---------------------------------------------------------------------------------------------------
+
+#: characters that broke or could break label storage: TSV separators, line ends, JSON/HTML specials
+_LABEL_TRICKY = "\t\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029\ufeff\x00\x1b\\\"'<>&/ é漢😀"
+label_text = st.text(alphabet=st.characters(codec="utf-8") | st.sampled_from(list(_LABEL_TRICKY)), min_size=1, max_size=10)
+#: lone surrogates: what Python holds for undecodable bytes; labels with one must be refused
+label_with_surrogate = st.tuples(label_text, st.integers(0xD800, 0xDFFF)).map(lambda t: t[0] + chr(t[1]))
+
+
+@dataclasses.dataclass(frozen=True)
+class LabelMap:
+    """A small graph over generated labels: triples, texts and a flag for a surrogate in a label."""
+
+    entities: tuple[str, ...]
+    relations: tuple[str, ...]
+    triples: tuple[tuple[int, int, int], ...]
+    descriptions: tuple[str, ...]
+    has_surrogate: bool
+
+
+@st.composite
+def label_maps(draw, *, max_entities: int = 8, surrogates: bool = True) -> LabelMap:
+    """Distinct entity / relation labels (any text, sometimes a lone surrogate) and a few triples over them."""
+    bad = surrogates and draw(st.integers(0, 4)) == 0
+    entities = draw(st.lists(label_text, min_size=2, max_size=max_entities, unique=True))
+    relations = draw(st.lists(label_text, min_size=1, max_size=3, unique=True))
+    if bad:
+        entities[draw(st.integers(0, len(entities) - 1))] = draw(label_with_surrogate)
+        entities = list(dict.fromkeys(entities))
+    n, m = len(entities), len(relations)
+    triples = draw(st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, m - 1), st.integers(0, n - 1)), min_size=1, max_size=12))
+    descriptions = tuple(draw(st.lists(label_text | st.just(""), min_size=n, max_size=n)))
+    return LabelMap(tuple(entities), tuple(relations), tuple(triples), descriptions, bad)
+
+
+def label_factory(labels: LabelMap):
+    """The :class:`MultimodalTriplesFactory` of a generated label map (labels as given, no normalisation)."""
+    import torch
+
+    from pykeen_mkgformer.data import MultimodalTriplesFactory
+
+    return MultimodalTriplesFactory(
+        mapped_triples=torch.as_tensor(sorted(set(labels.triples)), dtype=torch.long).view(-1, 3),
+        entity_to_id={label: i for i, label in enumerate(labels.entities)},
+        relation_to_id={label: i for i, label in enumerate(labels.relations)},
+        create_inverse_triples=True,
+        entity_descriptions=list(labels.descriptions),
+        relation_texts=[f"text of {label}" for label in labels.relations],
+    )
+
+
+def check_factory_round_trip(labels: LabelMap) -> None:
+    """``to_path_binary`` -> ``from_path_binary`` gives the same labels, texts and triples, with no pickle read."""
+    import torch
+
+    from pykeen_mkgformer.data import MultimodalTriplesFactory
+
+    factory = label_factory(labels)
+    with tempfile.TemporaryDirectory() as folder:
+        path = factory.to_path_binary(Path(folder) / "factory")
+        (path / "base.pth").unlink()  # the JSON copy must be enough
+        again = MultimodalTriplesFactory.from_path_binary(path)
+    _expect(again.entity_to_id == factory.entity_to_id, f"entity labels changed: {factory.entity_to_id} -> {again.entity_to_id}")
+    _expect(again.relation_to_id == factory.relation_to_id, "relation labels changed")
+    _expect(again.entity_descriptions == factory.entity_descriptions, "descriptions changed")
+    _expect(torch.equal(again.mapped_triples, factory.mapped_triples), "triples changed")
+
+
+def check_model_round_trip(labels: LabelMap, model_factory: Callable) -> None:
+    """Save -> load of a model over the label map: the same labels and the same scores, or (a label
+    with a lone surrogate) a ValueError naming it as soon as the labels become a factory."""
+    import torch
+
+    from pykeen_mkgformer.kgc.saved_model import load_model, save_model
+
+    if labels.has_surrogate:  # refused up front, when the labels become a factory, naming the label
+        try:
+            label_factory(labels)
+        except ValueError as error:
+            _expect("cannot be stored" in str(error) and "\\ud" in str(error), f"unexpected error {error}")
+            return
+        raise FuzzFailure("a label with a lone surrogate was accepted")
+    factory = label_factory(labels)
+    model = model_factory(factory)
+    with tempfile.TemporaryDirectory() as folder:
+        target = Path(folder) / "saved"
+        save_model(model, target)
+        loaded = load_model(target)
+    _expect(loaded.label_factory.entity_to_id == factory.entity_to_id, "entity labels changed")
+    _expect(loaded.label_factory.relation_to_id == factory.relation_to_id, "relation labels changed")
+    queries = torch.tensor([[e, r] for e in range(factory.num_entities) for r in range(factory.real_num_relations)])
+    with torch.no_grad():
+        _expect(torch.equal(loaded.predict_t(queries), model.predict_t(queries)), "scores changed")
+
+
+# ---------------------------------------------------------------------------------------------------
+# --add-entities files: parsed entities or a NewEntityError naming file:line
+# ---------------------------------------------------------------------------------------------------
+
+
+@st.composite
+def _entity_record(draw) -> object:
+    record = {
+        "label": draw(st.one_of(label_text, label_text, label_with_surrogate, st.integers(), st.none(), st.just(""))),
+        "description": draw(st.one_of(label_text, st.just(""), st.integers(), st.lists(label_text, max_size=2))),
+        "images": draw(st.one_of(st.none(), label_text, st.lists(label_text | st.integers(), max_size=3))),
+        "name": draw(st.one_of(st.none(), label_text, st.integers())),
+    }
+    for key in draw(st.sets(st.sampled_from(list(record)), max_size=2)):
+        del record[key]
+    if draw(st.integers(0, 9)) == 0:
+        return draw(st.sampled_from([[record], "text", 3, None]))
+    return record
+
+
+def _entity_line() -> st.SearchStrategy[bytes]:
+    def dump(record: object) -> bytes:
+        return json.dumps(record, ensure_ascii=True).encode("ascii")
+
+    deep = st.integers(1, 4000).map(lambda depth: b"[" * depth + b"]" * depth)
+    nested = st.integers(100_000, 200_000).map(lambda depth: b'{"label": ' + b"[" * depth + b"]" * depth + b"}")
+    return st.one_of(_entity_record().map(dump), _entity_record().map(dump), deep, nested, _field_text.map(_encode),
+                     _entity_record().map(dump).flatmap(_mutated))
+
+
+@st.composite
+def new_entity_files(draw) -> bytes:
+    """JSON Lines of new entities: valid, mistyped, nested deeply, damaged."""
+    lines = draw(st.lists(_entity_line(), max_size=8))
+    return b"\n".join(lines) + (b"\n" if lines and draw(st.booleans()) else b"")
+
+
+def check_new_entities(data: bytes) -> str:
+    """The reader returns entities (each label a non-empty string without a lone surrogate, no two equal
+    after normalisation) or raises :class:`NewEntityError` naming the file (and ``file:line`` for a line)."""
+    from pykeen_mkgformer.data.labels import label_key
+    from pykeen_mkgformer.kgc.new_entities import NewEntityError, read_new_entities
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "new.jsonl"
+        path.write_bytes(data)
+        try:
+            entities = read_new_entities(path)
+        except NewEntityError as error:
+            _expect(str(error).startswith(str(path)), f"the error does not name the file: {error}")
+            return "error"
+        except Exception as error:  # noqa: BLE001 - the property: nothing else escapes
+            raise FuzzFailure(f"{type(error).__name__} escaped the reader: {error!r}"[:500]) from error
+    labels = entities["labels"]
+    _expect(len(labels) == len(entities["descriptions"]) == len(entities["images"]) == len(entities["names"]), "ragged lists")
+    _expect(all(isinstance(label, str) and label.strip() for label in labels), "an empty or non-string label")
+    _expect(not any(re.search("[\ud800-\udfff]", label) for label in labels), "a label with a lone surrogate")
+    _expect(len({label_key(label) for label in labels}) == len(labels), "labels equal after normalisation")
+    _expect(all(isinstance(p, str) for paths in entities["images"] for p in paths), "a non-string image path")
+    return "parsed"

@@ -30,6 +30,7 @@ from pykeen_mkgformer.explain import (
     render_png,
 )
 from pykeen_mkgformer.explain.browser import find_chromium
+from pykeen_mkgformer.kgc.saved_model import save_pipeline_result
 
 LAYOUT = [[1, 32], [2, 16]]  # 8 px patches: 16 + 4 + 4 patches, plus a class token per image
 EXPECTED_STARTS = [0, 17, 22]
@@ -43,7 +44,8 @@ def _one_thread():
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A tiny MKGformer trained on ShapesKG, saved with ``save_to_directory``; one entity has no images."""
+    """A tiny MKGformer trained on ShapesKG, saved with ``save_pipeline_result`` (PyKEEN's files and the
+    safe ``mkgformer/``); one entity has no images."""
     from pykeen.pipeline import pipeline
 
     root = tmp_path_factory.mktemp("explain")
@@ -67,7 +69,7 @@ def trained(tmp_path_factory):
             random_seed=3,
         )
     folder = root / "result"
-    result.save_to_directory(folder)
+    save_pipeline_result(result, folder)
     labels = dataset.training.entity_id_to_label
     return dict(folder=folder, dataset=dataset, imageless=labels[imageless], partial=labels[partial], root=root)
 
@@ -257,10 +259,10 @@ def test_errors_name_the_offending_input(run, tmp_path):
         explain_link_prediction(run.model, run.factory, head="object_99", relation="same_shape_as")
     with pytest.raises(ValueError, match="Unknown relation 'same shap as'"):
         explain_link_prediction(run.model, run.factory, head="object_001", relation="same shap as")
-    with pytest.raises(FileNotFoundError, match="no trained PyKEEN model"):
+    with pytest.raises(FileNotFoundError, match="holds no trained model"):
         load_trained_model(tmp_path)
     result = CliRunner().invoke(main, ["explain", "--model", str(tmp_path), "--head", "x", "--relation", "y", "--output", str(tmp_path / "p.html")])
-    assert result.exit_code != 0 and "no trained PyKEEN model" in result.output
+    assert result.exit_code != 0 and "holds no trained model" in result.output
 
 
 # ---------------------------------------------------------------------- the command
@@ -281,8 +283,11 @@ def test_command_writes_page_and_png_from_a_results_folder(trained, explanation,
         assert image.width > 3 * 64 and image.height > 4 * 160
 
 
-def test_command_on_an_experiment_folder_finds_the_dataset(tmp_path):
-    """``pykeen experiments run`` on the tiny config (ShapesKG, 1 epoch): the dataset is read from its configuration copy."""
+def test_command_on_an_experiment_folder_finds_the_dataset(tmp_path, monkeypatch):
+    """``pykeen experiments run`` on the tiny config (ShapesKG, 1 epoch): the dataset is read from its configuration
+    copy (its name; the cache_root path there is not obeyed). The folder holds pickles only: refused without
+    --trust-pickles."""
+    monkeypatch.setenv("PYSTOW_HOME", str(tmp_path / "pystow"))
     config = json.loads((REPO_ROOT / "benchmarks" / "configs" / "mkgformer_tiny.json").read_text())
     settings = config["pipeline"]
     settings["dataset"] = "ShapesKG"
@@ -294,12 +299,15 @@ def test_command_on_an_experiment_folder_finds_the_dataset(tmp_path):
     pykeen = Path(sys.executable).with_name("pykeen")
     run_command([str(pykeen), "experiments", "run", str(path), "-d", str(tmp_path / "out")], cwd=tmp_path, timeout=400)
     page = tmp_path / "page.html"
-    result = CliRunner().invoke(
-        main, ["explain", "--model", str(tmp_path / "out"), "--tail", "object_001", "--relation", "same colour as", "--output", str(page)]
-    )
+    command = ["explain", "--model", str(tmp_path / "out"), "--tail", "object_001", "--relation", "same colour as", "--output", str(page)]
+    refused = CliRunner().invoke(main, command)
+    assert refused.exit_code != 0 and "trained_model.pkl is a pickle" in refused.output and "--trust-pickles" in refused.output
+    assert not page.exists()
+    result = CliRunner().invoke(main, [*command, "--trust-pickles"])
     assert result.exit_code == 0, result.output
     text = page.read_text()
     assert "configuration_copied.json" in text and "(?, same_colour_as, object_001" in text
+    assert "cache_root" in result.output  # the path argument of the configuration was not used, and it says so
 
 
 # ---------------------------------------------------------------------- the page in a real browser
@@ -369,3 +377,67 @@ def test_page_in_headless_chromium(explanation, tmp_path):
     assert not [text for kind, text in session.console if kind in ("error", "warning")], session.console
     assert session.requests == [path.resolve().as_uri()], session.requests  # the page itself, nothing else
     assert (tmp_path / "shot.png").stat().st_size > 10_000
+
+
+#: labels that try to leave the page's JSON block or its markup (issue 22)
+HOSTILE_LABELS = [
+    "</script><script>document.title='pwned'</script>",
+    "<!--<script>",
+    "</ScRiPt ><img src=x onerror=\"document.title='pwned'\">",
+    "line\u2028sep\u2029end",
+    "]]>&amp;\\\"'",
+]
+
+
+def test_page_with_hostile_labels_in_headless_chromium(run, tmp_path):
+    """Labels with script-block breakers, comments, markup and line separators: the page's script still
+    works (a click recolours), no node is injected, nothing runs, the labels show as text."""
+    from pykeen_mkgformer.data import MultimodalTriplesFactory
+    from pykeen_mkgformer.explain.browser import open_page
+    from pykeen_mkgformer.explain.html import render_html, script_json, write_html
+
+    assert "<" not in script_json({"x": HOSTILE_LABELS}) and "\u2028" not in script_json(HOSTILE_LABELS)
+    assert json.loads(script_json({"x": HOSTILE_LABELS}))["x"] == HOSTILE_LABELS
+    _browser_or_skip()
+    factory = run.factory
+    head_id, relation_id, _ = run.known_triples["testing"][0].tolist()
+    labels = [factory.entity_id_to_label[i] for i in range(factory.num_entities)]
+    order = torch.argsort(run.model.predict_t(torch.tensor([[head_id, relation_id]]))[0], descending=True).tolist()
+    for hostile, entity in zip(HOSTILE_LABELS, [head_id, *[e for e in order if e != head_id]]):
+        labels[entity] = hostile
+    relations = [factory.relation_id_to_label[i] for i in range(factory.real_num_relations)]
+    relations[relation_id] = "<!--</script>\u2028"
+    hostile = MultimodalTriplesFactory(
+        mapped_triples=factory.mapped_triples,
+        entity_to_id={label: i for i, label in enumerate(labels)},
+        relation_to_id={label: i for i, label in enumerate(relations)},
+        create_inverse_triples=factory.create_inverse_triples,
+        entity_names=labels,
+        entity_descriptions=[f"{label} described" for label in labels],
+        entity_images=factory.entity_images,
+        relation_texts=relations,
+    )
+    explanation = explain_link_prediction(run.model, hostile, head=labels[head_id], relation=relations[relation_id], top=6)
+    assert HOSTILE_LABELS[0] in explanation.tokens[1].text or any(HOSTILE_LABELS[0] in t.text for t in explanation.tokens)
+    path = write_html(explanation, tmp_path / "hostile.html")
+    assert render_html(explanation).count("<script") == 2
+    with open_page(path) as session:
+        page = session.page
+        assert page.title().startswith("MKGformer case analysis")
+        assert page.eval_on_selector_all("script", "els => els.length") == 2
+        assert page.eval_on_selector_all("img[src='x']", "els => els.length") == 0
+        shown = page.inner_text("body")
+        assert HOSTILE_LABELS[0] in shown  # the query's entity, as text
+        answers = page.inner_text("#answers")
+        assert HOSTILE_LABELS[1] in answers and HOSTILE_LABELS[2] in answers
+        data = json.loads(page.text_content("#explanation-data"))
+        assert any(HOSTILE_LABELS[0] in token for token in data["tokens"])
+        first = explanation.token_order()[0]
+        other = next(i for i in explanation.token_order() if i != first)
+        page.click(f'.tok[data-token="{other}"]')
+        assert page.get_attribute(f'.tok[data-token="{other}"]', "aria-pressed") == "true"
+        assert page.get_attribute(f'.tok[data-token="{first}"]', "aria-pressed") == "false"
+        assert page.title().startswith("MKGformer case analysis")
+    assert not session.errors, session.errors
+    assert not [text for kind, text in session.console if kind in ("error", "warning")], session.console
+    assert session.requests == [path.resolve().as_uri()], session.requests

@@ -102,8 +102,14 @@ def test_command(re_run, tmp_path):
     assert data["tokens"][0] == "[CLS]" and len(data["layers"]) >= 1 and data["layers"][0]["caf"] is not None
     assert (tmp_path / "re.png").stat().st_size > 0
     wrong = CliRunner().invoke(main, ["explain", "--model", str(re_run / "out"), "--head", "x", "--relation", "y",
-                                      "--output", str(page)])
+                                      "--output", str(page), "--overwrite"])
     assert wrong.exit_code != 0 and "relation extraction model takes --instance" in wrong.output
+    # an existing page is replaced only with --overwrite; the run's own files never
+    again = CliRunner().invoke(main, ["explain", "--model", str(re_run / "out"), "--instance", "2", "--output", str(page)])
+    assert again.exit_code != 0 and "exists already; give --overwrite" in again.output
+    over = CliRunner().invoke(main, ["explain", "--model", str(re_run / "out"), "--instance", "2",
+                                     "--output", str(re_run / "out" / "metrics.json"), "--overwrite"])
+    assert over.exit_code != 0 and "would write over the input --model" in over.output
 
 
 def test_official_variant_run_is_explained_on_its_crop_input(re_run, tmp_path, tiny_text):  # noqa: F811

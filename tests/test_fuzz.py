@@ -8,6 +8,7 @@ campaign recorded in RESULTS.md.
 from __future__ import annotations
 
 import os
+import warnings
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -60,3 +61,60 @@ def test_fuzz_image_decoder(file):
 @pytest.mark.parametrize("name", sorted(FUZZED_READERS))
 def test_every_reader_is_fuzzed(name):
     assert f"test_fuzz_{name.lower().replace(' ', '_')}" in globals()
+
+
+# ---------------------------------------------------------------------- label maps and --add-entities
+from fuzz_support import (  # noqa: E402
+    check_factory_round_trip,
+    check_model_round_trip,
+    check_new_entities,
+    label_maps,
+    new_entity_files,
+)
+
+
+@ci
+@given(labels=label_maps(surrogates=False))
+def test_fuzz_label_maps_round_trip_through_a_factory_folder(labels):
+    """Any label (tabs, CR, LF, U+2028, NUL, quotes, markup) comes back unchanged, without reading a pickle."""
+    check_factory_round_trip(labels)
+
+
+@pytest.fixture(scope="module")
+def tiny_model_factory(tmp_path_factory):
+    import torch
+
+    from pykeen_mkgformer.kgc import MKGformer
+    from pykeen_mkgformer.kgc.presets import tiny_model_kwargs
+
+    kwargs = tiny_model_kwargs(max_images=0, entity_modeling_epochs=0, progress=False,
+                               image_cache_dir=str(tmp_path_factory.mktemp("pixels")), tokenizer_vocab_size=200)
+
+    def build(factory):
+        torch.manual_seed(0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return MKGformer(triples_factory=factory, **kwargs).eval()
+
+    return build
+
+
+@settings(ci, max_examples=max(4, EXAMPLES // 25))
+@given(labels=label_maps(max_entities=5))
+def test_fuzz_saved_model_round_trip_keeps_labels_and_scores(labels, tiny_model_factory):
+    """save -> load of a tiny model over generated labels: the same labels and scores; a lone surrogate is refused."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        check_model_round_trip(labels, tiny_model_factory)
+    finally:
+        torch.set_num_threads(previous)
+
+
+@ci
+@given(data=new_entity_files())
+def test_fuzz_add_entities_files(data):
+    """--add-entities files: entities with clean labels, or a NewEntityError naming file:line; nothing else."""
+    check_new_entities(data)

@@ -13,6 +13,7 @@ from pykeen.training import LCWATrainingLoop
 
 from pykeen_mkgformer.data import ShapesKG
 from pykeen_mkgformer.kgc.new_entities import NewEntityError, extend_triples_factory
+from pykeen_mkgformer.kgc.saved_model import save_pipeline_result
 
 
 @pytest.fixture(autouse=True)
@@ -28,7 +29,7 @@ def shapes(tmp_path_factory) -> ShapesKG:
 
 @pytest.fixture(scope="module")
 def saved(shapes, tmp_path_factory):
-    """A tiny model trained by ``pipeline`` and written with ``save_to_directory``."""
+    """A tiny model trained by ``pipeline`` and written with ``save_pipeline_result`` (PyKEEN's files + ``mkgformer/``)."""
     folder = tmp_path_factory.mktemp("trained")
     result = pipeline(
         dataset=shapes,
@@ -39,7 +40,7 @@ def saved(shapes, tmp_path_factory):
         evaluation_kwargs=dict(batch_size=64, use_tqdm=False),
         random_seed=3,
     )
-    result.save_to_directory(folder)
+    save_pipeline_result(result, folder, overwrite=True)
     return folder
 
 
@@ -251,7 +252,7 @@ def test_new_entity_files_name_the_bad_line(tmp_path):
 
     path = tmp_path / "new.jsonl"
     path.write_text('{"label": "a", "description": "first", "images": "a.png"}\n\n{"label": 3}\n')
-    with pytest.raises(NewEntityError, match=r"new.jsonl:3: expected an object with a 'label'"):
+    with pytest.raises(NewEntityError, match=r"new.jsonl:3: field 'label' must be a string, got int"):
         read_new_entities(path)
     path.write_text('{"label": "a", "description": "first", "images": "a.png"}\nnot json\n')
     with pytest.raises(NewEntityError, match=r"new.jsonl:2: not valid JSON"):

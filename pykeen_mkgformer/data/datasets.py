@@ -32,6 +32,7 @@ from pykeen.datasets.base import Dataset, EagerDataset, LazyDataset
 
 from .multimodal import MultimodalTriplesFactory
 from .readers import MultimodalFiles, load_multimodal_splits
+from .trust import UnsafeFileError
 from .shapes import FORMAT_VERSION as SHAPES_FORMAT_VERSION
 from .shapes import generate_shapes_kg
 
@@ -224,25 +225,53 @@ class MultimodalDataset(LazyDataset):
 
     @classmethod
     def from_directory_binary(cls, path: str | pathlib.Path) -> Dataset:
-        """Load PyKEEN's binary copy, or rebuild it when its source changed or an image is gone."""
+        """Load PyKEEN's binary copy (JSON, TSV and a ``weights_only`` metadata file: no pickle), or rebuild it
+        when its source changed or an image is gone."""
         path = pathlib.Path(path)
-        metadata_path = path.joinpath(cls.metadata_file_name)
-        metadata: Mapping[str, Any] = torch.load(metadata_path, weights_only=False) if metadata_path.is_file() else {}
+        metadata = _read_cache_metadata(path.joinpath(cls.metadata_file_name))
         kwargs = metadata.get("dataset_kwargs")
         if kwargs is None:
-            return super().from_directory_binary(path)
+            raise FileNotFoundError(
+                f"{path} (PyKEEN's cached copy) holds no readable {cls.metadata_file_name} of a {cls.__name__}; "
+                "delete that folder to have it rebuilt from the data files."
+            )
         fresh = cls(**kwargs)
         stale = fresh.metadata["source"] != metadata.get("source")
         if not stale:
-            loaded = super().from_directory_binary(path)
+            try:
+                loaded = _read_binary_splits(path, metadata)
+            except UnsafeFileError:  # written by an older version (pickled base.pth): rebuilt, never unpickled
+                loaded = None
             # an image entry that is gone (an entry the decoder refuses, e.g. a directory named
             # x.jpg, is still listed, so only its disappearance makes the copy stale)
-            stale = not all(os.path.lexists(p) for paths in loaded.training.entity_images for p in paths)
+            stale = loaded is None or not all(os.path.lexists(p) for paths in loaded.training.entity_images for p in paths)
             if not stale:
                 return loaded
         logger.info("the cached copy at %s is out of date; rebuilding it", path)
         fresh.to_directory_binary(path)
         return fresh
+
+
+def _read_cache_metadata(path: pathlib.Path) -> dict[str, Any]:
+    """PyKEEN's dataset metadata file (``torch.save`` of a dict), read with ``weights_only=True``
+    (paths allowed): a file that holds anything else is not read, and the cache is rebuilt."""
+    import pickle
+
+    if not path.is_file():
+        return {}
+    try:
+        with torch.serialization.safe_globals([pathlib.PosixPath, pathlib.WindowsPath, pathlib.PurePosixPath]):
+            metadata = torch.load(path, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as error:
+        logger.warning("not reading %s (%s); the cached copy is rebuilt", path, str(error).splitlines()[0] if str(error) else error)
+        return {}
+    return dict(metadata) if isinstance(metadata, Mapping) else {}
+
+
+def _read_binary_splits(path: pathlib.Path, metadata: Mapping[str, Any]) -> Dataset:
+    """The three factories of PyKEEN's binary copy, read from JSON and TSV (no pickle)."""
+    splits = {key: MultimodalTriplesFactory.from_path_binary(path.joinpath(key)) for key in ("training", "testing", "validation")}
+    return EagerDataset(**splits, metadata=dict(metadata))
 
 
 class _DataFolderDataset(MultimodalDataset):

@@ -54,6 +54,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+#: skipped images warned about one by one; the others are counted in one warning
+WARN_EACH = 5
+
 #: bump when the stored format or the decoded pixels change (2: the shared decoder, EXIF
 #: orientation, 16-bit scaling; verified entries)
 CACHE_FORMAT_VERSION = 2
@@ -484,8 +487,14 @@ class PixelCache:
     def _open(self) -> None:
         meta = self._read_meta()
         self.skipped: list[tuple[str, str]] = [(str(path), str(reason)) for path, reason in meta["skipped"]]
-        for path, reason in self.skipped:
+        # the first few named one by one, the rest in one warning (a data set may miss thousands of images)
+        for path, reason in self.skipped[:WARN_EACH]:
             warnings.warn(f"image skipped: {path}: {reason}", stacklevel=4)
+        if len(self.skipped) > WARN_EACH:
+            from .labels import summarize
+
+            rest = [f"{path}: {reason}" for path, reason in self.skipped[WARN_EACH:]]
+            warnings.warn(summarize(rest, "more images skipped (all in PixelCache.skipped)"), stacklevel=4)
         if self.skipped:
             logger.warning("%d image files were skipped (see PixelCache.skipped)", len(self.skipped))
         self._map(meta)

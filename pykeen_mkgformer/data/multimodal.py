@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from typing import Any, ClassVar, TextIO
 
 import pandas
+import torch
 from pykeen.triples import TriplesFactory
 from pykeen.triples.triples_factory import TripleCondenser
 from pykeen.typing import LabeledTriples, MappedTriples
@@ -128,6 +129,18 @@ class MultimodalTriplesFactory(TriplesFactory):
         self.relation_texts: list[str] = _dense(
             "relation_texts", relation_texts, self.real_num_relations, lambda i: relation_labels[i]
         )
+        # labels and texts are tokenised and stored as text: refuse lone surrogates up front, by name
+        # (image paths may hold them: file names that are not valid UTF-8)
+        from .labels import check_labels
+
+        for kind, values in (
+            ("entity labels", list(self.entity_to_id)),
+            ("relation labels", list(self.relation_to_id)),
+            ("entity names", self.entity_names),
+            ("entity descriptions", self.entity_descriptions),
+            ("relation texts", self.relation_texts),
+        ):
+            check_labels(kind, values)
 
     # construction ------------------------------------------------------------------------------
 
@@ -282,23 +295,72 @@ class MultimodalTriplesFactory(TriplesFactory):
         path = super().to_path_binary(path=path)
         with gzip.open(path.joinpath(self.file_name_multimodal), "wt", encoding="utf-8") as file:
             # ASCII-escaped, so that image paths whose names are not valid UTF-8 (held by Python as
-            # lone surrogates) are stored and read back unchanged
-            json.dump(self._multimodal_state(), file, ensure_ascii=True)
+            # lone surrogates) are stored and read back unchanged. The labels and the counts are
+            # stored here too (JSON: any label round-trips, tabs and line breaks included), so that
+            # reading the folder back needs neither PyKEEN's TSV label files nor its pickled base.pth.
+            json.dump(
+                {
+                    **self._multimodal_state(),
+                    "entity_labels": [self.entity_id_to_label[i] for i in range(self.num_entities)],
+                    "relation_labels": [self.relation_id_to_label[i] for i in range(self.real_num_relations)],
+                    "base": _json_base_state(self),
+                },
+                file,
+                ensure_ascii=True,
+            )
         return path
 
     @classmethod
     def _from_path_binary(cls, path: pathlib.Path) -> MutableMapping[str, Any]:
-        data = super()._from_path_binary(path)
-        # PyKEEN reads the label columns with type inference, which turns labels such as WordNet's
-        # "00001740" into integers; read them again as strings
-        for name in (cls.file_name_entity_to_id, cls.file_name_relation_to_id):
-            df = pandas.read_csv(path.joinpath(f"{name}.tsv.gz"), sep="\t", dtype={"label": str}, keep_default_na=False)
-            data[name] = dict(zip(df["label"], df["id"].astype(int), strict=True))
         file_path = path.joinpath(cls.file_name_multimodal)
         if not file_path.is_file():
             raise FileNotFoundError(
                 f"{file_path} is missing: {path} holds a plain TriplesFactory, not a {cls.__name__}"
             )
         with gzip.open(file_path, "rt", encoding="utf-8") as file:
-            data.update(json.load(file))
+            stored = json.load(file)
+        if "base" in stored:  # written by this version: JSON only, no pickle
+            data: dict[str, Any] = dict(stored.pop("base"))
+            entities, relations = stored.pop("entity_labels"), stored.pop("relation_labels")
+            data[cls.file_name_entity_to_id] = {label: i for i, label in enumerate(entities)}
+            data[cls.file_name_relation_to_id] = {label: i for i, label in enumerate(relations)}
+            data["mapped_triples"] = torch.as_tensor(
+                pandas.read_csv(path.joinpath(cls.triples_file_name), sep="\t", dtype=int).values, dtype=torch.long
+            ).view(-1, 3)
+            data.update(stored)
+            return data
+        # an older folder: PyKEEN's pickled base.pth (read only when pickles are trusted)
+        from .trust import load_pickle
+
+        load_pickle(
+            path.joinpath(cls.base_file_name),
+            alternative=f"Save the factory again with this version (JSON only), or give --trust-pickles if you made {path} yourself.",
+        )
+        data = super()._from_path_binary(path)
+        # PyKEEN reads the label columns with type inference, which turns labels such as WordNet's
+        # "00001740" into integers; read them again as strings
+        for name in (cls.file_name_entity_to_id, cls.file_name_relation_to_id):
+            df = pandas.read_csv(path.joinpath(f"{name}.tsv.gz"), sep="\t", dtype={"label": str}, keep_default_na=False)
+            data[name] = dict(zip(df["label"], df["id"].astype(int), strict=True))
+        data.update(stored)
         return data
+
+
+def _json_base_state(factory: TriplesFactory) -> dict[str, Any]:
+    """PyKEEN's binary state (counts, inverse flag, metadata) as JSON values (paths as strings)."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return {str(key): plain(item) for key, item in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [plain(item) for item in value]
+        if value is None or isinstance(value, (bool, int, float, str)):
+            return value
+        return str(value)
+
+    return dict(
+        num_entities=factory.num_entities,
+        num_relations=factory.real_num_relations,
+        create_inverse_triples=factory.create_inverse_triples,
+        metadata=plain(dict(factory.metadata or {})),
+    )

@@ -102,16 +102,22 @@ def list_entity_images(
     directory named ``x.jpg``, a symlink loop, a dangling symlink): the image decoder refuses those
     with a reason, and the pixel cache names and counts them (``PixelCache.skipped``). Entries
     without an image suffix (e.g. ``index.tsv``) are not images; their number is logged. An entity
-    folder that cannot be listed (a symlink loop, permission denied) is warned about by name and
-    appended to ``problems`` as ``(path, reason)``.
+    folder that cannot be listed (a symlink loop, permission denied), and a folder or image that is
+    a symlink leading outside ``root`` (treated like a ``../`` name: never read), is refused: all
+    such problems are appended to ``problems`` as ``(path, reason)`` and warned about once, as a
+    count with a few examples.
     """
     images: dict[str, tuple[str, ...]] = {}
     ignored = 0
+    found: list[tuple[str, str]] = []
+    real_root = os.path.realpath(root)
+
+    def inside(path: str) -> bool:
+        real = os.path.realpath(path)
+        return real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)
 
     def problem(path: str, reason: str) -> None:
-        warnings.warn(f"image folder skipped: {path}: {reason}", stacklevel=3)
-        if problems is not None:
-            problems.append((path, reason))
+        found.append((path, reason))
 
     with os.scandir(root) as folders:
         for folder in folders:
@@ -124,11 +130,17 @@ def list_entity_images(
                 if not os.path.exists(folder.path) and os.path.islink(folder.path):
                     problem(folder.path, f"dangling symlink (to {os.readlink(folder.path)!r})")
                 continue
+            if folder.is_symlink() and not inside(folder.path):
+                problem(folder.path, f"a symlink leading outside {root} (to {os.readlink(folder.path)!r})")
+                continue
             files = []
             try:
                 with os.scandir(folder.path) as entries:
                     for entry in entries:
                         if pathlib.Path(entry.name).suffix.lower() in IMAGE_SUFFIXES:
+                            if entry.is_symlink() and os.path.lexists(entry.path) and not inside(entry.path):
+                                problem(entry.path, f"a symlink leading outside {root} (to {os.readlink(entry.path)!r})")
+                                continue
                             files.append(os.path.abspath(entry.path))
                         else:
                             ignored += 1
@@ -137,6 +149,14 @@ def list_entity_images(
                 continue
             if files:
                 images[folder.name] = tuple(sorted(files))
+    if found:
+        from .labels import summarize
+
+        warnings.warn(
+            f"{root}: " + summarize([f"{path}: {reason}" for path, reason in found], "image entries refused"), stacklevel=2
+        )
+        if problems is not None:
+            problems.extend(found)
     if ignored:
         logger.info("%s: %d entries in entity folders are not image files and were ignored", root, ignored)
     return images
@@ -202,6 +222,62 @@ def _read_texts(path: pathlib.Path, bad_lines: BadLines) -> dict[str, str]:
     return table
 
 
+def _refuse_near_duplicates(files: MultimodalFiles, labels: list[str], kind: str) -> None:
+    """Labels that only Unicode normalisation (NFC) or surrounding white space tell apart are an error:
+    they would silently become two entities (or relations)."""
+    from .labels import near_duplicates, summarize
+
+    groups = near_duplicates(labels)
+    if groups:
+        raise DataError(
+            files.training.parent,
+            summarize([" = ".join(map(ascii, group)) for group in groups], f"groups of {kind} labels in the triples "
+                      "differ only by Unicode normalisation or surrounding white space (write each label one way)"),
+        )
+
+
+def text_coverage(
+    files: MultimodalFiles,
+    entity_labels: list[str],
+    relation_labels: list[str],
+    entity_texts: Mapping[str, str],
+    descriptions: Mapping[str, str],
+    relation_texts: Mapping[str, str],
+    *,
+    examples: int = 5,
+) -> dict[str, object]:
+    """Entities / relations of the triples without any text, and text keys that name no entity / relation.
+
+    Items without text fall back to their label; each kind is warned about once (a count and the
+    first few labels) and returned for the factories' metadata (``metadata["text_coverage"]``).
+    """
+    from .labels import summarize
+
+    entities_without = [label for label in entity_labels if label not in entity_texts and label not in descriptions]
+    relations_without = [label for label in relation_labels if label not in relation_texts]
+    known_entities, known_relations = set(entity_labels), set(relation_labels)
+    unused_entity_keys = sorted(set(entity_texts).union(descriptions) - known_entities)
+    unused_relation_keys = sorted(set(relation_texts) - known_relations)
+    for items, what in (
+        (entities_without, f"entities of the triples have no text in {files.entity_texts} (their label is used)"),
+        (relations_without, f"relations of the triples have no text in {files.relation_texts} (their label is used)"),
+    ):
+        if items:
+            warnings.warn(summarize(items, what, examples=examples), stacklevel=3)
+    for items, what in ((unused_entity_keys, f"keys of {files.entity_texts} name no entity of the triples"),
+                        (unused_relation_keys, f"keys of {files.relation_texts} name no relation of the triples")):
+        if items:
+            logger.info(summarize(items, what, examples=examples))
+    return {
+        "entities_without_text": len(entities_without),
+        "entities_without_text_examples": entities_without[:examples],
+        "relations_without_text": len(relations_without),
+        "relations_without_text_examples": relations_without[:examples],
+        "unused_entity_text_keys": len(unused_entity_keys),
+        "unused_relation_text_keys": len(unused_relation_keys),
+    }
+
+
 def load_multimodal_splits(
     files: MultimodalFiles,
     *,
@@ -230,6 +306,8 @@ def load_multimodal_splits(
         splits.append(triples)
     all_triples = np.concatenate(splits)
     entity_labels = sorted(set(all_triples[:, 0].tolist()) | set(all_triples[:, 2].tolist()))
+    _refuse_near_duplicates(files, entity_labels, "entity")
+    _refuse_near_duplicates(files, sorted(set(all_triples[:, 1].tolist())), "relation")
     entity_to_id = {label: i for i, label in enumerate(entity_labels)}
     relation_to_id = create_relation_mapping(set(all_triples[:, 1].tolist()))
     training_entities = set(splits[0][:, 0].tolist()) | set(splits[0][:, 2].tolist())
@@ -252,6 +330,7 @@ def load_multimodal_splits(
             logger.info("%s: %d image folders belong to no entity of this graph", files.image_root, unmatched)
     relation_texts = _read_texts(files.relation_texts, bad_lines)
     relation_labels = sorted(relation_to_id, key=relation_to_id.__getitem__)
+    report = text_coverage(files, entity_labels, relation_labels, entity_texts, descriptions, relation_texts)
 
     training, validation, testing = (
         MultimodalTriplesFactory(
@@ -260,7 +339,7 @@ def load_multimodal_splits(
             relation_to_id=relation_to_id,
             # PyKEEN's convention: only training creates inverse triples, evaluation handles the rest
             create_inverse_triples=create_inverse_triples and path == files.training,
-            metadata={"path": path},
+            metadata={"path": path, "text_coverage": report},
             entity_names=[
                 files.name_from_text(entity_texts[label]) if label in entity_texts else label for label in entity_labels
             ],

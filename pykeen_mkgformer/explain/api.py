@@ -28,6 +28,7 @@ def explain(
     split: str = "test",
     data: str | Path | None = None,
     device: str | torch.device = "cpu",
+    trust_pickles: bool = False,
 ) -> Explanation:
     """Explain a query of the model in folder ``model``.
 
@@ -38,6 +39,7 @@ def explain(
     - an output folder of ``pykeen-mkgformer re``: give ``instance`` (and ``split``, ``data``); see
       :func:`~pykeen_mkgformer.explain.relation_extraction.explain_relation_extraction`.
 
+    :param trust_pickles: allow PyKEEN's pickled ``trained_model.pkl`` / ``base.pth`` (they can run code)
     :raises ValueError: when the arguments do not fit the kind of folder
     """
     folder = Path(model)
@@ -54,9 +56,11 @@ def explain(
     if relation is None or (head is None and tail is None):
         raise ValueError("Link prediction needs --relation and --head (predict the tail) or --tail (predict the head).")
     from .link_prediction import explain_link_prediction
-    from .results import load_trained_model
+    from ..kgc.saved_model import load_trained_model
 
-    run = load_trained_model(folder, dataset=dataset, dataset_kwargs=dataset_kwargs, replicate=replicate, device=device)
+    run = load_trained_model(
+        folder, dataset=dataset, dataset_kwargs=dataset_kwargs, replicate=replicate, device=device, trust_pickles=trust_pickles
+    )
     return explain_link_prediction(
         run.model,
         run.factory,

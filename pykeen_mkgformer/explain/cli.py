@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from ..kgc.cli import TRUST_PICKLES_HELP
+
 __all__ = ["explain_command"]
 
 
@@ -28,8 +30,8 @@ def _token_indices(explanation, given: tuple[str, ...]) -> list[int] | None:
 
 @click.command(name="explain")
 @click.option("--model", "model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
-              help="A PyKEEN results folder (save_to_directory, the demo), an experiment folder (pykeen experiments run -d), "
-                   "or an output folder of 'pykeen-mkgformer re'.")
+              help="A saved model (a folder with mkgformer/: save_pipeline_result, the demo, predict --save), an output "
+                   "folder of 'pykeen-mkgformer re', or with --trust-pickles a PyKEEN results / experiment folder.")
 @click.option("--head", default=None, help="Head entity (label or unique name): predict the tail.")
 @click.option("--relation", default=None, help="Relation (label or text).")
 @click.option("--tail", default=None, help="Tail entity: predict the head, or the true answer's rank with --head.")
@@ -47,9 +49,12 @@ def _token_indices(explanation, given: tuple[str, ...]) -> list[int] | None:
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="The HTML page to write.")
 @click.option("--png", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Also write the heatmaps as a PNG.")
 @click.option("--png-token", multiple=True, help="Tokens of the PNG (index or text; repeatable) [default: the first three of the selector].")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --output / --png file.")
+@click.option("--trust-pickles", is_flag=True, help=TRUST_PICKLES_HELP)
 @click.option("--device", default="cpu", show_default=True)
 def explain_command(model_dir: Path, head, relation, tail, side, top, dataset, dataset_kwargs, replicate, instance, split,
-                    data, output: Path, png: Path | None, png_token: tuple[str, ...], device: str) -> None:
+                    data, output: Path, png: Path | None, png_token: tuple[str, ...], overwrite: bool, trust_pickles: bool,
+                    device: str) -> None:
     """Case analysis of one query: a self-contained HTML page with the input tokens, the images, the CAF
     token-to-patch heatmaps and PGI attention of every fused layer, and the ranked answers.
 
@@ -58,27 +63,35 @@ def explain_command(model_dir: Path, head, relation, tail, side, top, dataset, d
     Head prediction:     --model DIR --tail T --relation R
     Relation extraction: --model RE_OUTPUT --instance N [--split test]
     """
+    from ..data.atomic import OutputError, check_output
+    from ..data.errors import DataError
+    from ..data.labels import printable
+    from ..data.trust import UnsafeFileError
     from .api import explain
     from .figure import write_png
     from .html import write_html
 
     try:
         kwargs = json.loads(dataset_kwargs) if dataset_kwargs else None
-    except json.JSONDecodeError as error:
+    except (json.JSONDecodeError, RecursionError) as error:
         raise click.BadParameter(f"not valid JSON: {error}", param_hint="--dataset-kwargs") from error
+    inputs = {"--model": model_dir, "--data": data}
     try:
+        check_output(output, inputs, option="--output", overwrite=overwrite)
+        if png is not None:
+            check_output(png, {**inputs, "--output": output}, option="--png", overwrite=overwrite)
         explanation = explain(
             model_dir, head=head, relation=relation, tail=tail, side=side, top=top, dataset=dataset, dataset_kwargs=kwargs,
-            replicate=replicate, instance=instance, split=split, data=data, device=device,
+            replicate=replicate, instance=instance, split=split, data=data, device=device, trust_pickles=trust_pickles,
         )
-    except (ValueError, FileNotFoundError, TypeError) as error:
-        raise click.ClickException(str(error)) from error
+    except (ValueError, FileNotFoundError, TypeError, DataError, UnsafeFileError, OutputError) as error:
+        raise click.ClickException(printable(error)) from error
     path = write_html(explanation, output)
-    click.echo(f"{explanation.query}: wrote {path}")
+    click.echo(f"{printable(explanation.query)}: wrote {printable(path)}")
     if explanation.target is not None and explanation.target_rank is not None:
-        click.echo(f"true answer {explanation.target}: filtered realistic rank {explanation.target_rank:g}")
+        click.echo(f"true answer {printable(explanation.target)}: filtered realistic rank {explanation.target_rank:g}")
     for note in explanation.notes:
-        click.echo(f"note: {note}", err=True)
+        click.echo(f"note: {printable(note)}", err=True)
     if png is not None:
         try:
             click.echo(f"wrote {write_png(explanation, png, _token_indices(explanation, png_token))}")

@@ -103,8 +103,11 @@ def render_png(explanation: Explanation, tokens: Sequence[int] | None = None):
 
 
 def write_png(explanation: Explanation, path: str | Path, tokens: Sequence[int] | None = None) -> Path:
-    """Write :func:`render_png` to ``path``."""
+    """Write :func:`render_png` to ``path`` (atomically: a temporary name, then a rename)."""
+    from ..data.atomic import atomic_write
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    render_png(explanation, tokens).save(path, format="PNG", optimize=True)
+    image = render_png(explanation, tokens)
+    with atomic_write(path, "wb") as file:
+        image.save(file, format="PNG", optimize=True)
     return path

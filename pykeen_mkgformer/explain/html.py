@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import html
 import json
+import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -120,8 +122,35 @@ SCRIPT = """
 """
 
 
+#: characters that must not appear raw inside a <script> block: an HTML parser reads "</script", "<!--"
+#: and "<script" there, and U+2028/2029 end a line in older JavaScript engines
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_SCRIPT_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+
+
+def _finite(value: Any) -> Any:
+    """JSON values with NaN / infinity as null (JSON.parse refuses them)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
+
+
+def script_json(value: Any) -> str:
+    """JSON for a ``<script type="application/json">`` block: ``<``, ``>``, ``&``, U+2028 and U+2029
+    as ``\\uXXXX`` escapes (the same string for ``JSON.parse``, nothing an HTML parser acts on),
+    non-finite numbers as null, every other non-ASCII character (lone surrogates included) escaped too."""
+    text = json.dumps(_finite(value), separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    return "".join(_SCRIPT_ESCAPES.get(character, character) for character in text)
+
+
 def _e(value: Any) -> str:
-    return html.escape(str(value), quote=True)
+    # lone surrogates (undecodable file names) cannot be written as UTF-8: shown as U+FFFD
+    text = str(value).encode("utf-8", "replace").decode("utf-8") if _SURROGATE.search(str(value)) else str(value)
+    return html.escape(text, quote=True)
 
 
 def _display_size(slot: ImageSlot, largest: int) -> int:
@@ -319,7 +348,7 @@ def render_html(explanation: Explanation) -> str:
     layers = "".join(
         _layer_section(explanation, k, layer, first, largest) for k, layer in enumerate(explanation.layers)
     )
-    data = json.dumps(_payload(explanation), separators=(",", ":")).replace("</", "<\\/")
+    data = script_json(_payload(explanation))
     title = f"MKGformer case analysis: {explanation.query}"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
@@ -343,8 +372,7 @@ def render_html(explanation: Explanation) -> str:
 
 
 def write_html(explanation: Explanation, path: str | Path) -> Path:
-    """Write the page; returns its path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_html(explanation), encoding="utf-8")
-    return path
+    """Write the page (atomically: a temporary name, then a rename); returns its path."""
+    from ..data.atomic import write_text
+
+    return write_text(path, render_html(explanation))

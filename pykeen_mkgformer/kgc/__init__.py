@@ -13,7 +13,9 @@
 - :class:`SmoothedSoftmaxCrossEntropyLoss` (:mod:`.losses`) and the training callbacks of :mod:`.training`
   (``linearwarmup``, ``decoupledweightdecay``): the official recipe's loss, schedule and AdamW groups
 - :mod:`.new_entities`: :func:`add_entities` (new entities after training), :func:`extend_triples_factory`
-- :mod:`.prediction`: ``pykeen-mkgformer predict`` (:func:`predict`, :func:`load_model`)
+- :mod:`.prediction`: ``pykeen-mkgformer predict`` (:func:`predict`)
+- :mod:`.saved_model`: saving and opening models as data (safetensors + JSON): :func:`save_model`,
+  :func:`save_pipeline_result`, :func:`load_model`, :func:`load_trained_model`
 - :mod:`.inductive`: :func:`evaluate_new_entities` (held-out entities, PyKEEN's filtered evaluator)
 
 Names are imported on first access (PEP 562), so that PyKEEN can register :class:`MKGformer`
@@ -62,6 +64,9 @@ __all__ = [
     "read_new_entities",
     "predict",
     "load_model",
+    "save_model",
+    "save_pipeline_result",
+    "load_trained_model",
 ]
 
 _WHERE = {
@@ -96,7 +101,10 @@ _WHERE = {
     "extend_triples_factory": ".new_entities",
     "read_new_entities": ".new_entities",
     "predict": ".prediction",
-    "load_model": ".prediction",
+    "load_model": ".saved_model",
+    "save_model": ".saved_model",
+    "save_pipeline_result": ".saved_model",
+    "load_trained_model": ".saved_model",
 }
 
 

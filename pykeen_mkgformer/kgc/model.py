@@ -107,6 +107,25 @@ class MKGformer(ERModel):
     #: names of the parameters that never reach a score, frozen at construction
     frozen_parameters: tuple[str, ...] = ()
 
+    def __new__(cls, *args: Any, **kwargs: Any) -> MKGformer:
+        # the constructor's arguments, for the safe saved format (pykeen_mkgformer.kgc.saved_model)
+        instance = super().__new__(cls)
+        instance.__dict__["init_kwargs"] = {key: value for key, value in kwargs.items() if key != "triples_factory"}
+        return instance
+
+    def save(self, folder: str | Path, **kwargs: Any) -> Path:
+        """Write the model as data (safetensors + JSON): :func:`pykeen_mkgformer.kgc.saved_model.save_model`."""
+        from .saved_model import save_model
+
+        return save_model(self, folder, **kwargs)
+
+    @classmethod
+    def from_directory(cls, folder: str | Path, **kwargs: Any) -> MKGformer:
+        """Open a saved model: :func:`pykeen_mkgformer.kgc.saved_model.load_model` (no pickle is read)."""
+        from .saved_model import load_model
+
+        return load_model(folder, **kwargs)
+
     def __init__(
         self,
         *,

@@ -89,6 +89,21 @@ def _validate(
     present = [label for label in labels if label in existing]
     if present:
         raise NewEntityError(f"{len(present)} labels already exist in the model: {present[:10]}.")
+    from ..data.labels import label_key
+
+    keys = {label_key(label): label for label in existing}
+    close = [(label, keys[label_key(label)]) for label in labels if label_key(label) in keys]
+    if close:
+        raise NewEntityError(
+            f"{len(close)} labels equal existing ones after Unicode normalisation and white-space stripping "
+            f"(write them the same way, or choose another label): {close[:10]}."
+        )
+    from ..data.labels import check_labels
+
+    try:
+        check_labels("new entity labels", labels)
+    except ValueError as error:
+        raise NewEntityError(str(error)) from error
     descriptions = _as_list("descriptions", descriptions, labels, default=lambda _: "")
     missing = [label for label, text in zip(labels, descriptions) if not isinstance(text, str) or not text.strip()]
     if missing:
@@ -287,30 +302,69 @@ def read_new_entities(path: str | Path) -> dict[str, list]:
     optionally ``images`` (paths, relative ones to the file's folder) and ``name``.
 
     :return: keyword arguments of :func:`add_entities` (``labels``, ``descriptions``, ``images``, ``names``)
-    :raises NewEntityError: naming ``file:line`` of a malformed line
+    :raises NewEntityError: naming ``file:line`` and the field of a malformed line (not JSON, nested
+        too deeply, a field of the wrong type, a lone surrogate, a label given twice or equal to
+        another after Unicode normalisation and white-space stripping)
     """
     import json
+    import re
 
+    from ..data.errors import DataError
+    from ..data.labels import label_key, printable
     from ..data.textfiles import numbered_lines
 
+    surrogate = re.compile("[\ud800-\udfff]")
     path = Path(path)
     labels, descriptions, images, names = [], [], [], []
-    for number, line in numbered_lines(path):
+    seen: dict[str, tuple[str, int]] = {}
+
+    def text(entry: dict, field: str, number: int, *, required: bool) -> str | None:
+        value = entry.get(field)
+        if value is None and not required:
+            return None
+        if not isinstance(value, str):
+            raise NewEntityError(f"{path}:{number}: field {field!r} must be a string, got {type(value).__name__}.")
+        if surrogate.search(value):
+            raise NewEntityError(f"{path}:{number}: field {field!r} holds a lone surrogate ({ascii(value)}).")
+        return value
+
+    try:
+        lines = list(numbered_lines(path))
+    except DataError as error:
+        raise NewEntityError(str(error)) from error
+    for number, line in lines:
         if not line.strip():
             continue
         try:
             entry = json.loads(line)
         except json.JSONDecodeError as error:
-            raise NewEntityError(f"{path}:{number}: not valid JSON ({error.msg}).") from error
-        if not isinstance(entry, dict) or not isinstance(entry.get("label"), str):
-            raise NewEntityError(f"{path}:{number}: expected an object with a 'label' string.")
+            raise NewEntityError(f"{path}:{number}: not valid JSON ({error.msg}, column {error.colno}).") from error
+        except RecursionError as error:
+            raise NewEntityError(f"{path}:{number}: JSON nested too deeply.") from error
+        if not isinstance(entry, dict):
+            raise NewEntityError(f"{path}:{number}: expected an object with a 'label' string, got {type(entry).__name__}.")
+        if "label" not in entry:
+            raise NewEntityError(f"{path}:{number}: expected an object with a 'label' string (field 'label' is missing).")
+        label = text(entry, "label", number, required=True)
+        if not label.strip():
+            raise NewEntityError(f"{path}:{number}: field 'label' is empty.")
+        key = label_key(label)
+        if key in seen:
+            other, where = seen[key]
+            same = "given again" if other == label else f"equal to {printable(other)!r} after Unicode normalisation and stripping"
+            raise NewEntityError(f"{path}:{number}: field 'label' {printable(label)!r} is {same} (line {where}).")
+        seen[key] = (label, number)
+        description = text(entry, "description", number, required=False) or ""
+        name = text(entry, "name", number, required=False)
         paths = entry.get("images") or []
         if isinstance(paths, str):
             paths = [paths]
-        labels.append(entry["label"])
-        descriptions.append(entry.get("description") or "")
+        if not isinstance(paths, list) or not all(isinstance(p, str) and p and "\x00" not in p for p in paths):
+            raise NewEntityError(f"{path}:{number}: field 'images' must be a path or a list of paths (strings).")
+        labels.append(label)
+        descriptions.append(description)
         images.append(tuple(str(path.parent.joinpath(p)) for p in paths))
-        names.append(str(entry.get("name") or entry["label"]))
+        names.append(name or label)
     if not labels:
         raise NewEntityError(f"{path} holds no entity.")
     return dict(labels=labels, descriptions=descriptions, images=images, names=names)

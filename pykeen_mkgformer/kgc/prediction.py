@@ -1,10 +1,10 @@
 """Predictions from a saved MKGformer, optionally after adding new entities: ``pykeen-mkgformer predict``.
 
-A model folder is what :meth:`pykeen.pipeline.PipelineResult.save_to_directory` (or the demo, or
-``pykeen experiments run``) writes, found as ``explain`` finds it
-(:func:`pykeen_mkgformer.explain.results.find_model_file`). Labels come from the model's own
-:attr:`~pykeen_mkgformer.kgc.MKGformer.label_factory`; models saved before it existed get theirs
-from the folder's dataset (:func:`~pykeen_mkgformer.explain.results.load_trained_model`).
+A model folder is a safe saved model (:mod:`pykeen_mkgformer.kgc.saved_model`: safetensors + JSON,
+written by :func:`~pykeen_mkgformer.kgc.saved_model.save_pipeline_result`, the demo or ``--save``),
+or, with ``trust_pickles=True`` only, what :meth:`pykeen.pipeline.PipelineResult.save_to_directory`
+or ``pykeen experiments run`` writes. Labels come from the model's own
+:attr:`~pykeen_mkgformer.kgc.MKGformer.label_factory`.
 Entities and relations are named by label or by unique name (:mod:`pykeen_mkgformer.data.labels`).
 """
 
@@ -61,18 +61,15 @@ class PredictionResult:
         return json.dumps(self.to_dict(), indent=2)
 
 
-def load_model(folder: str | Path, *, device: str | torch.device = "cpu", replicate: int | None = None) -> Any:
-    """The trained MKGformer of a results folder, with :attr:`label_factory` set (also for older saved models)."""
-    from ..explain.results import find_model_file, load_trained_model
+def load_model(
+    folder: str | Path, *, device: str | torch.device = "cpu", replicate: int | None = None, trust_pickles: bool = False
+) -> Any:
+    """The trained MKGformer of a folder (:func:`pykeen_mkgformer.kgc.saved_model.load_model`), checked to take new entities."""
+    from .saved_model import load_model as load_saved
 
-    model_file, _ = find_model_file(Path(folder), replicate)
-    model = torch.load(model_file, map_location=torch.device(device), weights_only=False)
+    model = load_saved(folder, device=device, replicate=replicate, trust_pickles=trust_pickles)
     if not hasattr(model, "add_entities"):
-        raise TypeError(f"{model_file} holds a {type(model).__name__}, not an MKGformer: it cannot read new entities.")
-    if getattr(model, "label_factory", None) is None:
-        run = load_trained_model(Path(folder), replicate=replicate, device=device)
-        model.label_factory = run.factory.clone_and_exchange_triples(mapped_triples=torch.empty((0, 3), dtype=torch.long))
-    model.eval()
+        raise TypeError(f"{folder} holds a {type(model).__name__}, not an MKGformer: it cannot read new entities.")
     return model
 
 
@@ -145,33 +142,20 @@ def _num_added(model: Any) -> int:
     return int(getattr(model, "num_added_entities", 0))
 
 
-def save_model(model: Any, folder: str | Path, *, source: str | Path | None = None) -> Path:
-    """Write an (extended) model as a results folder that ``predict`` and ``explain`` read.
+def save_model(
+    model: Any, folder: str | Path, *, known_triples: Mapping[str, torch.Tensor] | None = None, overwrite: bool = False
+) -> Path:
+    """Write an (extended) model as a safe folder that ``predict`` and ``explain`` read (no pickle).
 
-    ``trained_model.pkl`` (``torch.save``) and ``training_triples/``: the source folder's training
-    factory extended by the added entities (the model's labels only, when there is none).
+    ``folder/mkgformer/`` (:func:`pykeen_mkgformer.kgc.saved_model.save_model`) with ``known_triples``
+    (e.g. those of the source folder: ids of old entities keep their meaning), written atomically; an
+    existing ``folder`` is replaced only with ``overwrite``.
     """
-    from ..data import MultimodalTriplesFactory
-    from .new_entities import extend_triples_factory
+    from ..data.atomic import atomic_folder
+    from .saved_model import SAFE_FOLDER
+    from .saved_model import save_model as save_safe
 
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    torch.save(model, folder / "trained_model.pkl")
-    labels = model.label_factory
-    training = None
-    if source is not None and Path(source, "training_triples").is_dir():
-        training = MultimodalTriplesFactory.from_path_binary(Path(source, "training_triples"))
-        if training.num_entities < labels.num_entities:
-            new = range(training.num_entities, labels.num_entities)
-            training = extend_triples_factory(
-                training,
-                [labels.entity_id_to_label[i] for i in new],
-                [labels.entity_descriptions[i] for i in new],
-                [labels.entity_images[i] for i in new],
-                names=[labels.entity_names[i] for i in new],
-            )
-        if training.entity_to_id != labels.entity_to_id:
-            logger.warning("the training factory of %s does not match the model's labels; saving the labels only", source)
-            training = None
-    (training or labels).to_path_binary(folder / "training_triples")
-    return folder
+    with atomic_folder(folder, overwrite=overwrite) as staging:
+        save_safe(model, staging / SAFE_FOLDER, known_triples=dict(known_triples or {}))
+    logger.info("saved the model to %s", folder)
+    return Path(folder)

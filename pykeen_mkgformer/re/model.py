@@ -21,17 +21,33 @@ from ..encoder import HybridTransformer
 from ..tasks.task import TaskModel
 from .data import RelationInstance
 
-__all__ = ["ENTITY_MARKERS", "HEAD_START", "TAIL_START", "mark_entities", "RelationClassifier"]
+__all__ = ["ENTITY_MARKERS", "HEAD_START", "TAIL_START", "mark_entities", "escape_markers", "count_markers", "RelationClassifier"]
 
 HEAD_START, HEAD_END, TAIL_START, TAIL_END = "<s>", "</s>", "<o>", "</o>"
 #: the four marker tokens, added to the tokenizer as special tokens
 ENTITY_MARKERS = (HEAD_START, HEAD_END, TAIL_START, TAIL_END)
 
 
+def escape_markers(token: str) -> str:
+    """A word of the text with every marker string in it broken up (``<s>`` -> ``< s>``), so that only
+    the markers :func:`mark_entities` inserts are read as markers."""
+    for marker in ENTITY_MARKERS:
+        if marker in token:
+            token = token.replace(marker, f"{marker[0]} {marker[1:]}")
+    return token
+
+
+def count_markers(instance: RelationInstance) -> int:
+    """How many marker strings the instance's own words hold (escaped by :func:`mark_entities`)."""
+    return sum(token.count(marker) for token in instance.tokens for marker in ENTITY_MARKERS if marker in token)
+
+
 def mark_entities(instance: RelationInstance) -> list[str]:
-    """The instance's words with ``<s> </s>`` around the head mention and ``<o> </o>`` around the tail."""
+    """The instance's words with ``<s> </s>`` around the head mention and ``<o> </o>`` around the tail
+    (marker strings inside the words themselves escaped: :func:`escape_markers`)."""
     words: list[str] = []
     for index, token in enumerate(instance.tokens):
+        token = escape_markers(token)
         if index == instance.head.start:
             words.append(HEAD_START)
         if index == instance.tail.start:

@@ -23,7 +23,7 @@ from transformers import PreTrainedTokenizerBase
 from ..encoder import HybridTransformer
 from ..tasks.task import Task, pad_token_ids
 from .data import NONE_RELATION, RelationInstance, load_relations, read_mnre_folder
-from .model import ENTITY_MARKERS, HEAD_START, TAIL_START, RelationClassifier, mark_entities
+from .model import ENTITY_MARKERS, HEAD_START, TAIL_START, RelationClassifier, count_markers, mark_entities
 
 __all__ = ["RelationExtraction", "relation_scores"]
 
@@ -98,6 +98,7 @@ class RelationExtraction(Task[RelationInstance]):
             "tail_index": tail if tail is not None else 0,
             "label": self.label_ids[instance.relation],
             "truncated": head is None or tail is None,
+            "escaped_markers": count_markers(instance),
         }
 
     def collate(self, features: Sequence[dict[str, Any]], pad_token_id: int) -> dict[str, Any]:

@@ -72,9 +72,24 @@ class InstanceImages:
         return self.skipped
 
     # ------------------------------------------------------------------ loading
+    #: skipped images warned about one by one; the rest are counted in one warning after :meth:`prepare`
+    WARN_EACH = 5
+
     def _skip(self, path: str, reason: str) -> None:
-        warnings.warn(f"image skipped: {path}: {reason}; the instance runs text-only", stacklevel=3)
+        if len(self.skipped) < self.WARN_EACH:
+            warnings.warn(f"image skipped: {path}: {reason}; the instance runs text-only", stacklevel=3)
         self.skipped.append((path, reason))
+
+    def _warn_rest(self, before: int) -> None:
+        """One warning for the skips of this :meth:`prepare` call beyond the first :attr:`WARN_EACH`."""
+        from ..data.labels import summarize
+
+        rest = self.skipped[max(before, self.WARN_EACH):]
+        if rest:
+            warnings.warn(
+                summarize([f"{path}: {reason}" for path, reason in rest], "more images skipped (listed in metrics.json)"),
+                stacklevel=3,
+            )
 
     def _load(self, path: Path) -> torch.Tensor | None:
         if path not in self._pixels:
@@ -96,7 +111,16 @@ class InstanceImages:
                 self._refused.add(name)
                 self._skip(name, f"image name {name!r} is not a file name inside {folder}")
             return None
-        return folder / name
+        path = folder / name
+        # a symlink that leads outside the folder is refused like a ../ name
+        if os.path.islink(path) or any(os.path.islink(parent) for parent in list(path.parents)[: len(pure.parts) - 1]):
+            real, root = os.path.realpath(path), os.path.realpath(folder)
+            if not (real == root or real.startswith(root.rstrip(os.sep) + os.sep)):
+                if name not in self._refused:
+                    self._refused.add(name)
+                    self._skip(str(path), f"a symlink leading outside {folder}")
+                return None
+        return path
 
     def main_image(self, name: str | None) -> torch.Tensor | None:
         """The processed main image ``(3, H, W)``, or None when it is missing or unusable."""
@@ -128,10 +152,13 @@ class InstanceImages:
 
     def prepare(self, names: Sequence[str | None], *, progress: bool = True) -> list[tuple[torch.Tensor | None, list[torch.Tensor]]]:
         """Main image and crops of every instance, in order (decoding each file once)."""
-        return [
+        before = len(self.skipped)
+        prepared = [
             (self.main_image(name), self.crops(name))
             for name in tqdm(names, desc="images", unit="instance", disable=not progress, leave=False)
         ]
+        self._warn_rest(before)
+        return prepared
 
     # ------------------------------------------------------------------ batching
     def batch(self, items: Sequence[tuple[torch.Tensor | None, list[torch.Tensor]]]) -> ImageBatch | None:

@@ -21,6 +21,7 @@ import torch
 from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
+from ..data.atomic import atomic_folder, atomic_write, write_text
 from .encoders import load_encoder
 from .images import InstanceImages, OfficialCropImages
 from .lines import BadLines
@@ -110,6 +111,9 @@ class PreparedData:
             split: [task.features(instance, tokenizer, max_length) for instance in instances]
             for split, instances in splits.items()
         }
+        escaped = {split: sum(int(f.get("escaped_markers", 0)) for f in features) for split, features in self.features.items()}
+        if any(escaped.values()):
+            logger.warning("marker strings in the text were escaped (so they cannot move the entity markers): %s", escaped)
         self.pixels = {
             split: images.prepare([task.image_name(instance) for instance in instances], progress=progress)
             for split, instances in splits.items()
@@ -149,6 +153,11 @@ class PreparedData:
             "truncated": {
                 split: sum(bool(feature.get("truncated")) for feature in features) for split, features in self.features.items()
             },
+            # marker strings found in the text itself (RE), escaped so that they cannot move the markers
+            "escaped_markers": {
+                split: sum(int(feature.get("escaped_markers", 0)) for feature in features)
+                for split, features in self.features.items()
+            },
             "images": {split: self.images.summary(items) for split, items in self.pixels.items()},
             "image_files": self.images.file_summary(),
         }
@@ -162,6 +171,7 @@ def run_task(task_class: type[Task], options: RunOptions) -> dict[str, Any]:
     data error therefore never leaves a half-written (or overwritten) output behind.
     """
     output = Path(options.output)
+    _check_outputs(output, options)
     device = torch.device(options.device)
     bad_lines = BadLines(skip=options.skip_bad_lines)
     task = task_class(Path(options.data), bad_lines=bad_lines)
@@ -212,14 +222,31 @@ def run_task(task_class: type[Task], options: RunOptions) -> dict[str, Any]:
         "settings": {**options.signature(), "device": options.device},
     }
     _write_outputs(output, metrics, [task.prediction_record(i, p) for i, p in zip(splits["test"], predictions)])
-    model.save(output / "model")
-    bundle.tokenizer.save_pretrained(output / "model" / "tokenizer")
-    (output / "model" / "task.json").write_text(json.dumps(task.describe(), indent=2), encoding="utf-8")
+    # the model folder is written aside and renamed into place: never half a model
+    with atomic_folder(output / "model", overwrite=True) as staging:
+        model.save(staging)
+        bundle.tokenizer.save_pretrained(staging / "tokenizer")
+        write_text(staging / "task.json", json.dumps(task.describe(), indent=2))
     return metrics
 
 
+#: what a run writes into its output folder (a resumed run rewrites them: that is its purpose)
+OUTPUT_NAMES = ("metrics.json", "predictions.jsonl", "model", "checkpoint.pt", "best_model.pt")
+
+
+def _check_outputs(output: Path, options: RunOptions) -> None:
+    """Refuse an output folder whose files would replace one of the run's inputs (naming both)."""
+    from ..data.atomic import check_output
+
+    inputs = {"--data": options.data, "--images": options.images, "--crops": options.crops, "--small-crops": options.small_crops}
+    for name in OUTPUT_NAMES:
+        check_output(output / name, inputs, option="--output", overwrite=True)
+
+
 def _write_outputs(output: Path, metrics: dict[str, Any], records: Sequence[dict[str, Any]]) -> None:
-    (output / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
-    with (output / "predictions.jsonl").open("w", encoding="utf-8") as file:
+    """metrics.json and predictions.jsonl, each written atomically (a temporary name, then a rename)."""
+    write_text(output / "metrics.json", json.dumps(metrics, indent=2))
+    with atomic_write(output / "predictions.jsonl") as file:
         for record in records:
-            file.write(json.dumps(record, ensure_ascii=False) + "\n")
+            # ASCII escapes: any token or label (lone surrogates included) round-trips
+            file.write(json.dumps(record, ensure_ascii=True) + "\n")

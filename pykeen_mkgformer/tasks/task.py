@@ -65,7 +65,8 @@ class TaskModel(nn.Module, ABC):
         """One prediction per instance of the batch (label ids, or a list of tag ids)."""
 
     def save(self, folder: Path) -> None:
-        """Write the encoder (``encoder/``) and the head's weights (``head.safetensors``)."""
+        """Write the encoder (``encoder/``) and the head's weights (``head.safetensors``): data only, no pickle."""
+        folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         self.encoder.save_pretrained(folder / "encoder")
         head = {
@@ -73,7 +74,47 @@ class TaskModel(nn.Module, ABC):
             for name, tensor in self.state_dict().items()
             if not name.startswith("encoder.")
         }
-        save_file(head, str(folder / "head.safetensors"))
+        temporary = folder / ".head.safetensors.tmp"
+        save_file(head, str(temporary))
+        temporary.replace(folder / "head.safetensors")
+
+    @classmethod
+    def load(cls, folder: str | Path, *, device: str | torch.device = "cpu", task: str | None = None) -> "TaskModel":
+        """Inverse of :meth:`save` (with ``task.json`` of the folder): the encoder and the head from
+        safetensors, the labels from JSON; nothing in the folder can run code.
+
+        :param folder: the ``model/`` folder of a run's output (or the output folder itself)
+        :param task: the task the folder must hold (``"re"``, ``"ner"``), checked against ``task.json``
+        :raises FileNotFoundError: naming a missing file
+        :raises ValueError: for another task, or weights that do not fit a head over the labels
+        """
+        import json
+
+        from safetensors.torch import load_file
+
+        folder = Path(folder)
+        if not (folder / "task.json").is_file() and (folder / "model" / "task.json").is_file():
+            folder = folder / "model"
+        for name in ("task.json", "head.safetensors", "encoder"):
+            if not (folder / name).exists():
+                raise FileNotFoundError(f"{folder / name} is missing; expected the model/ folder of a task run.")
+        try:
+            described = json.loads((folder / "task.json").read_text(encoding="utf-8"))
+            labels = [str(label) for label in described["labels"]]
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, RecursionError) as error:
+            raise ValueError(f"{folder / 'task.json'}: not a task description ({type(error).__name__}: {error}).") from error
+        if task is not None and described.get("task") != task:
+            raise ValueError(f"{folder} holds a {described.get('task')!r} model, not {task!r}.")
+        model = cls(HybridTransformer.load(folder / "encoder"), len(labels))
+        result = model.load_state_dict(load_file(str(folder / "head.safetensors")), strict=False)
+        missing = [key for key in result.missing_keys if not key.startswith("encoder.")]
+        if missing or result.unexpected_keys:
+            raise ValueError(
+                f"{folder / 'head.safetensors'} does not fit a {cls.__name__} over {len(labels)} labels "
+                f"(missing {missing}, unexpected {result.unexpected_keys})."
+            )
+        model.labels = labels
+        return model.to(device).eval()
 
 
 class Task(ABC, Generic[Instance]):

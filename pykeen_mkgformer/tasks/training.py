@@ -190,7 +190,8 @@ class FineTuner:
         path = self.folder / CHECKPOINT_NAME
         if not path.is_file():
             return None
-        checkpoint = _load(path, self.device, weights_only=False)
+        # tensors and plain values only: a checkpoint planted in the output folder cannot run code
+        checkpoint = _load(path, self.device, weights_only=True)
         if checkpoint["signature"] != self.signature:
             changed = sorted(
                 key
@@ -223,7 +224,8 @@ def _load(path: Path, device: torch.device, *, weights_only: bool) -> Any:
         return torch.load(path, map_location=device, weights_only=weights_only)
     except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as error:
         raise ValueError(
-            f"{path} is damaged ({type(error).__name__}: {error}); delete it to start the run afresh, "
+            f"{path} is damaged or holds more than tensors and plain values ({type(error).__name__}: "
+            f"{str(error).splitlines()[0] if str(error) else ''}); it is not read. Delete it to start the run afresh, "
             "or give another --output folder."
         ) from error
 
