@@ -328,20 +328,6 @@ def recover_tokenizer(model: Any, factory: Any, known: int = 0, directed: int = 
     from .inputs import recover_tokenizer as recover
 
     return recover(model, factory, known, directed)
-        if len(tokenizer) != queries.base_vocab_size:
-            continue
-        ok = True
-        for text, ids, lengths, row in (
-            (entity_texts[known], queries.entity_text_ids, queries.entity_text_lengths, known),
-            (relation_texts[directed], queries.relation_text_ids, queries.relation_text_lengths, directed),
-        ):
-            again = TokenizedTexts.from_texts(tokenizer, [text], max_length=queries.max_seq_length)
-            stored = ids[row, : int(lengths[row])].cpu()
-            if not torch.equal(again.ids[0, : int(again.lengths[0])], stored):
-                ok = False
-        if ok:
-            return tokenizer
-    return None
 
 
 def _image_processor(document: Mapping[str, Any] | None) -> Any:
