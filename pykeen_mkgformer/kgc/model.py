@@ -337,6 +337,13 @@ class MKGformer(ERModel):
             return self.entity_representations[IMAGES].images
         return None
 
+    @images.setter
+    def images(self, images: EntityImages) -> None:
+        """Replace the pixel cache (e.g. with the checkpoint's own image processor) of a model that has images."""
+        if len(self.entity_representations) <= IMAGES:
+            raise ValueError("This MKGformer is text-only: it has no image representation whose pixel cache could be replaced.")
+        self.entity_representations[IMAGES].images = images
+
     @property
     def entity_representation(self) -> CandidateRepresentations:
         """The candidate side, ``(embeddings, bias)`` when called (kept for code written against version 0.1)."""

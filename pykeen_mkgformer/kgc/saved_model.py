@@ -323,11 +323,8 @@ def _results_folder(model_path: Path) -> Path:
 
 
 # ---------------------------------------------------------------------- loading
-def recover_tokenizer(model: Any, factory: Any, known: int = 0, directed: int = 0):
-    """The model's own tokenizer, else rebuilt and checked (see :func:`pykeen_mkgformer.kgc.inputs.recover_tokenizer`)."""
-    from .inputs import recover_tokenizer as recover
-
-    return recover(model, factory, known, directed)
+# the model's own tokenizer, else rebuilt and checked: one function, kept with the query inputs
+from .inputs import recover_tokenizer  # noqa: E402
 
 
 def _image_processor(document: Mapping[str, Any] | None) -> Any:
