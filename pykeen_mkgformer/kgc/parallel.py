@@ -421,6 +421,11 @@ class FilterIndex:
         self.keys = keys[order]
         self.answers = answer[order]
 
+    def to(self, device: torch.device | str) -> FilterIndex:
+        """Move the index (e.g. to the GPU that scores); returns itself."""
+        self.keys, self.answers = self.keys.to(device), self.answers.to(device)
+        return self
+
     def key(self, known: torch.Tensor, relations: torch.Tensor) -> torch.Tensor:
         """The keys of queries ``(known entity, relation)``."""
         return known * self.num_relations + relations
