@@ -163,3 +163,24 @@ def test_sampled_stage2_training_loop_learns_with_sparse_rows(shapes, tmp_path):
     assert losses[-1] < losses[0]
     after = mrr()
     assert after > before + 0.05, (before, after)
+
+
+def test_sampled_stage1_on_two_processes_equals_one_process(tmp_path):
+    """Same candidates on every rank, a |C| x d all-reduce of the sparse row gradient: the same SparseAdam steps."""
+    import sys
+
+    from kgc_support import REPO_ROOT, run_command
+
+    results = {}
+    for world in (1, 2):  # one process first: it renders ShapesKG and fills the pixel cache
+        out = tmp_path / f"world{world}"
+        run_command(
+            [sys.executable, str(REPO_ROOT / "tests" / "sampled_stage1_worker.py"), f"--out={out}", f"--world={world}",
+             f"--data={tmp_path / 'shapes'}", f"--pixels={tmp_path / 'pixels'}"],
+            cwd=REPO_ROOT, timeout=240,
+        )
+        results[world] = [torch.load(out / f"rank{rank}.pt") for rank in range(world)]
+    (single,), (rank0, rank1) = results[1], results[2]
+    assert torch.equal(rank0["weight"], rank1["weight"])
+    assert rank0["losses"] == pytest.approx(single["losses"], abs=1e-6)
+    assert torch.allclose(rank0["weight"], single["weight"], atol=1e-6, rtol=0)
