@@ -411,24 +411,25 @@ def wikidata5m_table(rows: list[dict], args: argparse.Namespace) -> str:
         f"entities and relations (alpha {args.alpha}): max degree {first.get('max_degree', 0):,}, median "
         f"{first.get('median_degree', 0):.0f}, {first.get('isolated', 0):,} entities without a triple, the top 1% "
         f"of entities in {100 * first.get('top1pct_share', 0):.0f}% of the triple ends. d = {args.dim}, batch "
-        f"{args.batch} per process, {args.threads} thread(s) per process, fp32, the N-independent stand-in encoder "
+        f"{args.batch} per process, {args.device} ({'nccl' if args.device != 'cpu' else f'gloo, {args.threads} thread(s) per process'}), fp32, the N-independent stand-in encoder "
         f"(`StandInEncoder`) instead of the towers. Step times: medians of {args.steps} steps after one warm-up; "
         "**epochs are extrapolated from the measured steps** (stage 1: N queries, stage 2: 2 x triples queries). "
         f"Sampled: the batch's answers + {args.negatives} uniform candidates, log-Q corrected, SparseAdam on the "
         "touched rows. Vocab-parallel: each process holds N/W rows, full 1-N softmax / BCE from (batch,)-sized "
         "all-reduces (gloo). Eval: filtered ranking (FilterIndex, no dense mask), queries/s over all processes.\n\n"
         "| objective | processes | rows per process | build: graph + filter index (s) | stage-2 step (ms) | stage-2 epoch (h) | "
-        "stage-1 step (ms) | stage-1 epoch (h) | eval queries/s | peak RSS per process (GiB) |\n"
-        "|---|---|---|---|---|---|---|---|---|---|\n"
+        "stage-1 step (ms) | stage-1 epoch (h) | eval queries/s | peak RSS per process (GiB) | peak GPU memory (GiB) |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
     lines = []
     for row in rows:
         rss = row.get("peak_rss_gib_per_process") or [row["peak_rss_gib"]]
+        gpu = f"{row['peak_gpu_gib']:.1f} (rank 0)" if "peak_gpu_gib" in row else "n/a"
         lines.append(
             f"| {row['objective']} | {row['processes']} | {row.get('rows_per_process', row['entities']):,} | "
             f"{row['build_s']:.0f} | {1000 * row['stage2_step_s']:.0f} | {row['stage2_epoch_h']:.1f} | "
             f"{1000 * row['stage1_step_s']:.0f} | {row['stage1_epoch_h']:.2f} | {row['eval_qps']:.0f} | "
-            f"{' / '.join(f'{x:.2f}' for x in rss)} |"
+            f"{' / '.join(f'{x:.2f}' for x in rss)} | {gpu} |"
         )
     long = [row for row in rows if row.get("long_steps")]
     footer = ""
@@ -487,7 +488,7 @@ def main() -> None:
         if not args.no_write:
             from _results import write_section
 
-            write_section("Scale: Wikidata5M size (head-level, cpu)", table)
+            write_section(f"Scale: Wikidata5M size (head-level, {args.device}, d = {args.dim})", table)
         return
     if args.worker:
         Path(args.result).write_text(json.dumps(worker(args)))
