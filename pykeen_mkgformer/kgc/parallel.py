@@ -83,9 +83,6 @@ __all__ = [
     "sharded_filtered_ranks",
 ]
 
-Group = "torch.distributed.ProcessGroup | None"
-
-
 # ---------------------------------------------------------------------- process group helpers
 def _world(group=None) -> tuple[int, int]:
     """``(rank, world size)`` in ``group``, ``(0, 1)`` without :mod:`torch.distributed`."""
