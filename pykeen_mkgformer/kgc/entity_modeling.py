@@ -86,10 +86,19 @@ class EntityModeling:
     warmup_ratio: float | None = None
     #: seed of the entity order and of dropout; None: the model's ``random_seed`` (0 if it has none)
     seed: int | None = None
+    #: ``"full"``: each entity against all N (an epoch is O(N^2) scores); ``"sampled"``: against the batch
+    #: plus ``num_negatives`` uniform entities with sparse row updates (O(N), :mod:`.sampled`)
+    objective: str = "full"
+    #: uniform candidates per step of the sampled objective
+    num_negatives: int = 1024
 
     def __post_init__(self) -> None:
         if self.rows not in ("new", "all"):
             raise ValueError(f"rows must be 'new' or 'all', got {self.rows!r}.")
+        if self.objective not in ("full", "sampled"):
+            raise ValueError(f"objective must be 'full' or 'sampled', got {self.objective!r}.")
+        if self.objective == "sampled" and (self.rows != "new" or self.weight_decay):
+            raise ValueError("the sampled stage-1 objective trains the new rows only, without weight decay (rows='new').")
         if self.epochs < 0 or self.batch_size < 1 or self.lr <= 0:
             raise ValueError(
                 f"entity modeling needs epochs >= 0, batch_size >= 1 and lr > 0; got epochs={self.epochs}, "
@@ -126,6 +135,8 @@ class EntityModeling:
             return []
         rank, world = _distributed()
         seed = self._seed(model)
+        if self.objective == "sampled":
+            return self._run_sampled(model, entities, rank, world, seed)
         word_embeddings = model.interaction.encoder.get_input_embeddings()
         weight = word_embeddings.weight
         offset = model.queries.entity_token_offset
@@ -210,6 +221,81 @@ class EntityModeling:
                 p.requires_grad_(previous[name])
             torch.nn.Module.train(model, was_training)
         logger.info("entity modeling: loss per epoch %s", losses)
+        return losses
+
+    def _run_sampled(self, model: MKGformer, entities: torch.Tensor, rank: int, world: int, seed: int) -> list[float]:
+        """Stage 1 with the sampled softmax of :mod:`.sampled`: SparseAdam on the candidate rows only.
+
+        The stage-1 query holds no entity or relation token, so the new rows get gradient from the
+        candidate side only: the encoder runs with the word embeddings frozen, and the candidate rows are
+        read sparsely. Every rank draws the same candidates (same seed, same global batch), so the
+        all-reduce is ``|C| x d``.
+        """
+        from .sampled import CandidateSampler, all_reduce_sparse_rows, candidate_scores, sampled_softmax_loss
+
+        weight = model.interaction.encoder.get_input_embeddings().weight
+        representation = model.entity_representation
+        sampler = CandidateSampler(num_entities=model.num_entities, num_negatives=self.num_negatives, seed=seed)
+        optimizer = torch.optim.SparseAdam([weight], lr=self.lr)
+        scheduler = None
+        if self.warmup_ratio is not None:
+            from .training import linear_warmup_factor
+
+            total_steps = self.epochs * math.ceil(entities.numel() / self.batch_size)
+            scheduler = torch.optim.lr_scheduler.LambdaLR(
+                optimizer, lambda step: linear_warmup_factor(step, total_steps, total_steps * self.warmup_ratio)
+            )
+        previous = {name: p.requires_grad for name, p in model.named_parameters()}
+        for p in model.parameters():
+            p.requires_grad_(False)
+        was_training = model.training
+        torch.nn.Module.train(model, True)
+        device = weight.device
+        generator = torch.Generator().manual_seed(seed)
+        fork_devices = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+        losses: list[float] = []
+        try:
+            with torch.random.fork_rng(devices=fork_devices), torch.enable_grad():
+                torch.manual_seed(seed + rank)
+                epochs = tqdm(range(self.epochs), desc="Entity modeling (stage 1, sampled)", unit="epoch",
+                              disable=not self.progress or rank != 0)
+                for _ in epochs:
+                    order = entities[torch.randperm(entities.numel(), generator=generator)]
+                    total = torch.zeros((), dtype=torch.float64, device=device)
+                    for start in range(0, order.numel(), self.batch_size):
+                        batch = order[start : start + self.batch_size]
+                        candidates = sampler(batch)
+                        mine = torch.arange(batch.numel())[rank::world]
+                        weight.grad = None
+                        if mine.numel():
+                            query = model.queries.entity_modeling(batch[mine].to(device))
+                            pixel_values = image_mask = None
+                            if model.images is not None:
+                                pixel_values, image_mask = model.images.lookup(batch[mine], device=device)
+                            vectors = model.interaction.encode(query, pixel_values, image_mask)
+                            weight.requires_grad_(True)
+                            scores = candidate_scores(vectors, candidates.ids, weight, representation.bias,
+                                                      offset=representation.offset)
+                            shard = type(candidates)(candidates.ids, candidates.log_q, candidates.targets[mine])
+                            loss_sum = sampled_softmax_loss(scores, shard, smoothing=self.smoothing) * mine.numel()
+                            (loss_sum / batch.numel()).backward()
+                            weight.requires_grad_(False)
+                            total += loss_sum.detach().double()
+                        if world > 1:
+                            all_reduce_sparse_rows(weight, candidates.ids.to(device) + representation.offset)
+                        optimizer.step()
+                        if scheduler is not None:
+                            scheduler.step()
+                    if world > 1:
+                        torch.distributed.all_reduce(total)
+                    losses.append(float(total) / order.numel())
+                    epochs.set_postfix(loss=losses[-1])
+        finally:
+            weight.grad = None
+            for name, p in model.named_parameters():
+                p.requires_grad_(previous[name])
+            torch.nn.Module.train(model, was_training)
+        logger.info("entity modeling (sampled): loss per epoch %s", losses)
         return losses
 
     def _seed(self, model: MKGformer) -> int:

@@ -151,6 +151,8 @@ class MKGformer(ERModel):
         entity_modeling_epochs: int = 15,
         entity_modeling_batch_size: int = 64,
         entity_modeling_lr: float = 5e-4,
+        entity_modeling_objective: str = "full",
+        entity_modeling_negatives: int = 1024,
         gradient_checkpointing: bool = False,
         scoring_head: str | type[MKGformerInteraction] | None = None,
         progress: bool = True,
@@ -191,6 +193,10 @@ class MKGformer(ERModel):
         :param entity_modeling_epochs: stage-1 epochs (0 skips stage 1)
         :param entity_modeling_batch_size: stage-1 batch size
         :param entity_modeling_lr: stage-1 learning rate (Adam on the new token embeddings only)
+        :param entity_modeling_objective: ``"full"`` (every entity against all N) or ``"sampled"`` (against the
+            batch plus ``entity_modeling_negatives`` uniform entities, log-Q corrected, SparseAdam: an epoch
+            linear in N; see :mod:`~pykeen_mkgformer.kgc.sampled`)
+        :param entity_modeling_negatives: uniform candidates per step of the sampled stage 1
         :param gradient_checkpointing: recompute activations in the backward pass (saves memory)
         :param scoring_head: the interaction that scores a query against the candidates: a subclass of
             :class:`~pykeen_mkgformer.kgc.interaction.MKGformerInteraction` or its name in PyKEEN's
@@ -314,6 +320,8 @@ class MKGformer(ERModel):
             smoothing=self.recipe.entity_modeling_smoothing,
             weight_decay=self.recipe.entity_modeling_weight_decay,
             warmup_ratio=self.recipe.entity_modeling_warmup_ratio,
+            objective=entity_modeling_objective,
+            num_negatives=entity_modeling_negatives,
         )
         self.register_buffer("entity_modeling_done", torch.zeros((), dtype=torch.bool))
         self._entity_modeling_pending = True
