@@ -53,6 +53,9 @@ setup(
             "fb15k237img = pykeen_mkgformer.data.datasets:FB15k237IMG",
             "wn18imgmini = pykeen_mkgformer.data.datasets:WN18IMGMini",
             "shapeskg = pykeen_mkgformer.data.datasets:ShapesKG",
+            "db15k = pykeen_mkgformer.data.mmkgc:DB15K",
+            "mkgw = pykeen_mkgformer.data.mmkgc:MKGW",
+            "mkgy = pykeen_mkgformer.data.mmkgc:MKGY",
         ],
     },
 )
