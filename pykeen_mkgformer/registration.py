@@ -42,6 +42,7 @@ def register_model(resolver: Any) -> None:
         return
     from .kgc.model import MKGformer
 
+    _register_baselines(resolver)
     if resolver.normalize_cls(MKGformer) in resolver.lookup_dict:
         return
     resolver.register(MKGformer)
@@ -49,6 +50,18 @@ def register_model(resolver: Any) -> None:
     from .pykeen_cli import add_options_when_pykeen_cli_loads
 
     add_options_when_pykeen_cli_loads()
+
+
+def _register_baselines(resolver: Any) -> None:
+    """The multimodal baselines (IKRL, TBKGC, ...; :mod:`pykeen_mkgformer.baselines.models`), same rules as MKGformer."""
+    module = sys.modules.get("pykeen_mkgformer.baselines.models")
+    if module is not None and not hasattr(module, "BASELINES"):
+        return  # that module is being imported; it calls ensure_registered() at its end
+    from .baselines.models import BASELINES
+
+    for cls in BASELINES:
+        if resolver.normalize_cls(cls) not in resolver.lookup_dict:
+            resolver.register(cls)
 
 
 def ensure_registered() -> None:

@@ -288,3 +288,8 @@ class AdaMF(MultimodalBaseline):
 
 #: every baseline class, for registration and the benchmark
 BASELINES: tuple[type[MultimodalBaseline], ...] = (IKRL, TBKGC, TransAE, RSME, VBTransE, VBRotatE, QEB, MoSE, AdaMF)
+
+# when this module is what imported pykeen.models, the resolver hook could not register the classes yet
+from ..registration import ensure_registered  # noqa: E402
+
+ensure_registered()
