@@ -37,7 +37,7 @@ BATCH = torch.tensor([[0, 0, 1], [1, 1, 2], [3, 1, 0], [4, 0, 2]])
 
 def _standardized(x: torch.Tensor, missing: torch.Tensor) -> torch.Tensor:
     present = x[~missing]
-    z = (x - present.mean(0)) / present.std(0)
+    z = (x - present.mean(0)) / (present.std(0) * x.shape[1] ** 0.5)
     z[missing] = 0.0
     return z
 
@@ -50,7 +50,10 @@ def _view(rep, blocks: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
         z[missing] = rep.inputs.missing_vectors[k].detach()
         parts.append(z)
     x = torch.cat(parts, dim=-1)
-    return x @ rep.projection.weight.detach().T + rep.projection.bias.detach()
+    out = x @ rep.projection.weight.detach().T + rep.projection.bias.detach()
+    if rep.normalizer is not None:  # the unit-norm models (IKRL, TBKGC, ...): projected features on the sphere
+        out = out / out.norm(dim=-1, keepdim=True)
+    return out
 
 
 def _blocks(features, *names):

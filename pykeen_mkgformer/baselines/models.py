@@ -75,6 +75,9 @@ class MultimodalBaseline(ERModel):
     hpo_default: ClassVar[Mapping[str, Any]] = dict(embedding_dim=dict(type=int, low=16, high=256, q=16))
     #: which feature modalities the model reads
     modalities: ClassVar[tuple[str, ...]] = ("visual", "textual")
+    #: keep structure embeddings and projected features on the unit sphere (the norm constraint of
+    #: TransE, IKRL and TBKGC); without it the projected 10^3-d features grow and the margin loss diverges
+    unit_norm: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -120,8 +123,12 @@ class MultimodalBaseline(ERModel):
         del self._feature_blocks
 
     # helpers for subclasses
-    def _structure(self, dim: int) -> Embedding:
-        return Embedding(max_id=self._num_entities, shape=dim, initializer="xavier_uniform_")
+    def _structure(self, dim: int, init_std: float | None = None) -> Embedding:
+        if init_std is not None:  # the kbc code base of RSME and MoSE: N(0, 1e-3) ("init_size")
+            return Embedding(max_id=self._num_entities, shape=dim, initializer=torch.nn.init.normal_,
+                             initializer_kwargs=dict(std=init_std))
+        constrainer = "normalize" if self.unit_norm else None
+        return Embedding(max_id=self._num_entities, shape=dim, initializer="xavier_uniform_", constrainer=constrainer)
 
     def _relation(self, dim: int, **kwargs: Any) -> Embedding:
         kwargs.setdefault("initializer", "xavier_uniform_")
@@ -129,7 +136,8 @@ class MultimodalBaseline(ERModel):
 
     def _features(self, dim: int, modalities: Sequence[str] | None = None) -> FeatureRepresentation:
         blocks = [b for b in self._feature_blocks if modalities is None or b.name in modalities]
-        return FeatureRepresentation(blocks=blocks, shape=dim, **self._feature_kwargs)
+        normalizer = "normalize" if self.unit_norm else None
+        return FeatureRepresentation(blocks=blocks, shape=dim, normalizer=normalizer, **self._feature_kwargs)
 
     def _build(self, dim: int) -> tuple[list, list, Any]:
         raise NotImplementedError
@@ -142,6 +150,8 @@ class IKRL(MultimodalBaseline):
     images is replaced by the mean the features carry).
     """
 
+    unit_norm = True
+
     modalities = ("visual",)
 
     def _build(self, dim):
@@ -150,6 +160,8 @@ class IKRL(MultimodalBaseline):
 
 class TBKGC(MultimodalBaseline):
     """TBKGC (Mousselly-Sergieh et al., *SEM 2018): structure and a visual+textual view, five translation terms (:class:`~.interactions.TBKGCInteraction`)."""
+
+    unit_norm = True
 
     def _build(self, dim):
         return [self._structure(dim), self._features(dim)], [self._relation(dim)], TBKGCInteraction()
@@ -188,7 +200,7 @@ class RSME(MultimodalBaseline):
     def _build(self, dim):
         dim = 2 * (dim // 2)
         return (
-            [self._structure(dim), self._features(dim)],
+            [self._structure(dim, init_std=1e-3), self._features(dim)],
             [self._relation(dim)],
             RSMEInteraction(dim=dim, **self._betas),
         )
@@ -197,12 +209,16 @@ class RSME(MultimodalBaseline):
 class VBTransE(MultimodalBaseline):
     """VBTransE (VBKGC line, Zhang et al. 2022): TransE on ``[structure; projected visual+textual features]`` (:class:`~.interactions.VBTransEInteraction`)."""
 
+    unit_norm = True
+
     def _build(self, dim):
         return [self._structure(dim), self._features(dim)], [self._relation(2 * dim)], VBTransEInteraction()
 
 
 class VBRotatE(MultimodalBaseline):
     """VBRotatE: RotatE on ``[structure; projected visual+textual features]`` (:class:`~.interactions.VBRotatEInteraction`)."""
+
+    unit_norm = True
 
     def _build(self, dim):
         phases = self._relation(dim, initializer=torch.nn.init.uniform_, initializer_kwargs=dict(a=-torch.pi, b=torch.pi))
@@ -211,6 +227,8 @@ class VBRotatE(MultimodalBaseline):
 
 class QEB(MultimodalBaseline):
     """QEB (Wang et al., ACM MM 2023, TIVA-KG): a second relation translation for the multimodal view (:class:`~.interactions.QEBInteraction`)."""
+
+    unit_norm = True
 
     def _build(self, dim):
         return [self._structure(dim), self._features(dim)], [self._relation(dim), self._relation(dim)], QEBInteraction()
@@ -227,10 +245,10 @@ class MoSE(MultimodalBaseline):
     def _build(self, dim):
         dim = 2 * (dim // 2)
         entities = [
-            self._structure(dim),
-            self._structure(dim),
+            self._structure(dim, init_std=1e-3),
+            self._structure(dim, init_std=1e-3),
             self._features(dim, ["visual"]),
-            self._structure(dim),
+            self._structure(dim, init_std=1e-3),
             self._features(dim, ["textual"]),
         ]
         weights = Embedding(max_id=self._num_relations, shape=3, initializer=torch.nn.init.ones_, trainable=False)
@@ -278,6 +296,8 @@ class MoSE(MultimodalBaseline):
 
 class AdaMF(MultimodalBaseline):
     """Adaptive modality fusion in the AdaMF-MAT / NativE style: relation-guided attention over structure, image and text (:class:`~.interactions.AdaptiveFusionInteraction`)."""
+
+    unit_norm = True
 
     def _build(self, dim):
         dim = 2 * (dim // 2)

@@ -56,11 +56,15 @@ class FeatureBlock:
         return cls(torch.zeros(num_entities, 1), torch.ones(num_entities, dtype=torch.bool), name=name)
 
     def standardized(self) -> FeatureBlock:
-        """Each dimension to zero mean and unit variance over the present rows (missing rows stay zero)."""
+        r"""Each dimension to zero mean and variance :math:`1/d_{in}` over the present rows (missing rows stay zero).
+
+        Rows then have an expected norm of 1 whatever the width, so one optimiser step on the
+        projection moves a 1,280-d block's output no more than a 64-d one's.
+        """
         present = self.features[~self.missing]
         if len(present) < 2:
             return self
-        mean, std = present.mean(0), present.std(0).clamp_min(1e-6)
+        mean, std = present.mean(0), present.std(0).clamp_min(1e-6) * self.features.shape[1] ** 0.5
         features = torch.where(self.missing.unsqueeze(-1), torch.zeros_like(self.features), (self.features - mean) / std)
         return FeatureBlock(features, self.missing, self.name)
 
@@ -120,7 +124,7 @@ class _BlockInput(nn.Module):
 class FeatureRepresentation(Representation):
     r"""A learned projection of frozen features: :math:`\mathbf{x}_i = W [\mathbf{f}^{(1)}_i; \dots] + \mathbf{b}`.
 
-    :math:`\mathbf{f}^{(k)}_i` is block *k*'s (standardised) feature of entity *i*, or the block's
+    :math:`\mathbf{f}^{(k)}_i` is block *k*'s standardised feature (:meth:`FeatureBlock.standardized`) of entity *i*, or the block's
     learnable missing vector :math:`\mathbf{m}^{(k)}` when the entity has none.
     """
 
