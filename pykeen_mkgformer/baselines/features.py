@@ -38,7 +38,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from ..data.decoding import file_digest
+from ..data.decoding import file_digest, load_rgb
 from ..data.errors import DataError, ImageError
 
 __all__ = [
@@ -404,8 +404,6 @@ def extract_features(
         def load(i: int) -> Any:
             if digests[i].startswith("unusable:"):
                 raise ImageError(flat[i], digests[i].split(":", 1)[1])
-            from ..data.decoding import load_rgb
-
             return load_rgb(flat[i])
 
         usable = _encode_items(keys, load, encoder.encode, cache, batch_size=batch_size, description="images", progress=progress)
