@@ -167,17 +167,17 @@ def main() -> None:
     rows: list[dict[str, Any]] = json.loads(summary.read_text()) if summary.is_file() else []
     done = {(r["dataset"], r["model"], r["seed"]) for r in rows}
     total = time.perf_counter()
-    for dataset in args.datasets:
-        plan = PLANS[dataset]
-        features = features_for(dataset, plan, args.feature_root)
-        seeds = args.seeds[: plan.get("max_seeds", len(args.seeds))]
-        for model in plan["models"]:
-            if args.models and model not in args.models:
+    # seeds outermost: an interrupted run still has every dataset's first seed
+    features = {dataset: features_for(dataset, PLANS[dataset], args.feature_root) for dataset in args.datasets}
+    for position, seed in enumerate(args.seeds):
+        for dataset in args.datasets:
+            plan = PLANS[dataset]
+            if position >= plan.get("max_seeds", len(args.seeds)):
                 continue
-            for seed in seeds:
-                if (dataset, model, seed) in done:
+            for model in plan["models"]:
+                if (args.models and model not in args.models) or (dataset, model, seed) in done:
                     continue
-                row = run_one(dataset, model, seed, plan, features)
+                row = run_one(dataset, model, seed, plan, features[dataset])
                 logging.info("%s %s seed %d: MRR %.3f (optimistic %.3f), %.0f s", dataset, model, seed,
                              row["realistic.inverse_harmonic_mean_rank"], row["optimistic.inverse_harmonic_mean_rank"],
                              row["seconds"])
