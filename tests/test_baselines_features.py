@@ -90,6 +90,33 @@ def test_cache_is_keyed_by_content_and_resumes(tiny_graph, towers, tmp_path, mon
     assert calls == [1]  # only the new content is encoded
 
 
+class Interrupted(Exception):
+    """Stands for a killed run."""
+
+
+def test_interrupted_run_resumes(tiny_graph, towers, tmp_path, monkeypatch):
+    factory, _ = tiny_graph
+    _, text = towers
+    original, calls, fail_at = text.encode, [], [2]
+
+    def failing(batch):
+        calls.append(list(batch))
+        if len(calls) == fail_at[0]:
+            raise Interrupted
+        return original(batch)
+
+    monkeypatch.setattr(text, "encode", failing)
+    with pytest.raises(Interrupted), single_thread():
+        extract_features(factory, text=text, cache_dir=tmp_path / "cache", batch_size=1, checkpoint_every=1, progress=False)
+    calls.clear()
+    fail_at[0] = None
+    with single_thread():
+        resumed = extract_features(factory, text=text, cache_dir=tmp_path / "cache", batch_size=1, checkpoint_every=1, progress=False)
+    texts = ["a dog playing in the park", "a puppy running on grass", "an erupting volcano"]
+    assert calls == [[texts[1]], [texts[2]]]  # the first text was checkpointed before the interruption
+    torch.testing.assert_close(resumed.textual[0], original([texts[0]])[0])
+
+
 def test_unreadable_image_is_skipped_and_counted(tiny_graph, towers, tmp_path, caplog):
     factory, images = tiny_graph
     vision, _ = towers

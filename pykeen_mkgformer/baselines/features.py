@@ -378,6 +378,7 @@ def extract_features(
     batch_size: int = 32,
     device: str = "cpu",
     progress: bool = True,
+    checkpoint_every: int = 512,
 ) -> EntityFeatures:
     """Encode every entity of a (multimodal) triples factory with frozen pretrained towers.
 
@@ -389,6 +390,8 @@ def extract_features(
     :param batch_size: items per forward pass
     :param device: ``cpu`` or ``cuda``
     :param progress: show tqdm bars
+    :param checkpoint_every: write the new vectors to the cache after about this many items (an
+        interrupted run loses at most these)
     :return: the features; ``visual_count[i]`` images were averaged for entity ``i`` (0: none)
     """
     result = EntityFeatures(metadata={"num_entities": factory.num_entities})
@@ -406,7 +409,8 @@ def extract_features(
                 raise ImageError(flat[i], digests[i].split(":", 1)[1])
             return load_rgb(flat[i])
 
-        usable = _encode_items(keys, load, encoder.encode, cache, batch_size=batch_size, description="images", progress=progress)
+        usable = _encode_items(keys, load, encoder.encode, cache, batch_size=batch_size, description="images", progress=progress,
+                                flush_every=checkpoint_every)
         dim = next(iter(cache.vectors.values())).shape[-1] if cache.vectors else 0
         visual = torch.zeros(factory.num_entities, dim)
         count = torch.zeros(factory.num_entities, dtype=torch.long)
@@ -430,7 +434,8 @@ def extract_features(
         texts = entity_texts(factory)
         keys = [_text_digest(t) for t in texts]
         cache = _VectorCache(None if root is None else root / encoder.key)
-        _encode_items(keys, texts.__getitem__, encoder.encode, cache, batch_size=batch_size, description="texts", progress=progress)
+        _encode_items(keys, texts.__getitem__, encoder.encode, cache, batch_size=batch_size, description="texts", progress=progress,
+                      flush_every=checkpoint_every)
         result.textual = torch.stack([cache.vectors[key] for key in keys]).float()
         result.metadata.update(text=encoder.spec, text_key=encoder.key)
     return result
