@@ -168,7 +168,7 @@ def main() -> None:
     done = {(r["dataset"], r["model"], r["seed"]) for r in rows}
     total = time.perf_counter()
     # seeds outermost: an interrupted run still has every dataset's first seed
-    features = {dataset: features_for(dataset, PLANS[dataset], args.feature_root) for dataset in args.datasets}
+    features: dict[str, Path | None] = {}  # computed when a dataset is first reached
     for position, seed in enumerate(args.seeds):
         for dataset in args.datasets:
             plan = PLANS[dataset]
@@ -177,6 +177,8 @@ def main() -> None:
             for model in plan["models"]:
                 if (args.models and model not in args.models) or (dataset, model, seed) in done:
                     continue
+                if dataset not in features:
+                    features[dataset] = features_for(dataset, plan, args.feature_root)
                 row = run_one(dataset, model, seed, plan, features[dataset])
                 logging.info("%s %s seed %d: MRR %.3f (optimistic %.3f), %.0f s", dataset, model, seed,
                              row["realistic.inverse_harmonic_mean_rank"], row["optimistic.inverse_harmonic_mean_rank"],
