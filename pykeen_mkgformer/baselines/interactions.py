@@ -201,7 +201,7 @@ class MoSEInteraction(Interaction):
     @staticmethod
     def expert_scores(h, r, t) -> torch.Tensor:
         """The three experts' scores, stacked on the last axis (for fitting the ensemble)."""
-        (hs, hs_v, hv, hs_x, hx), (rs, rv, rx, _w) = h, r
+        (hs, hs_v, hv, hs_x, hx), (rs, rv, rx, *_) = h, r
         (ts, ts_v, tv, ts_x, tx) = t
         return torch.stack(
             [complex_score(hs, rs, ts), complex_score(hs_v + hv, rv, ts_v + tv), complex_score(hs_x + hx, rx, ts_x + tx)],
