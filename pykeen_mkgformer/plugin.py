@@ -7,8 +7,9 @@ components as soon as PyKEEN's resolvers exist (see there).
 """
 
 from .data.datasets import WN18IMG, FB15k237IMG, ShapesKG, WN18IMGMini
+from .data.mmkgc import DB15K, MKGW, MKGY
 from .registration import register_with_pykeen
 
-__all__ = ["WN18IMG", "FB15k237IMG", "WN18IMGMini", "ShapesKG"]
+__all__ = ["WN18IMG", "FB15k237IMG", "WN18IMGMini", "ShapesKG", "DB15K", "MKGW", "MKGY"]
 
 register_with_pykeen()

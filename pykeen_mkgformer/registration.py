@@ -40,6 +40,11 @@ logger = logging.getLogger(__name__)
 PYKEEN_MODELS: list[str] = [
     "pykeen_mkgformer.kgc.model:MKGformer",
     "pykeen_mkgformer.kgc.multimodal:MultimodalRotatE",
+    # the multimodal baselines over frozen features (pykeen_mkgformer.baselines.models.BASELINES)
+    *(
+        f"pykeen_mkgformer.baselines.models:{name}"
+        for name in ("IKRL", "TBKGC", "TransAE", "RSME", "VBTransE", "VBRotatE", "QEB", "MoSE", "AdaMF")
+    ),
 ]
 
 #: PyKEEN's other resolvers: module, name and base class ("module:qualname") of each
@@ -120,6 +125,18 @@ def register_with_pykeen() -> None:
 
     _pykeen_shim.when_model_resolver_exists(_register_all)
     _pykeen_shim.add_model_cli_options(mkgformer_options)
+
+
+def _register_baselines(resolver: Any) -> None:
+    """The multimodal baselines (IKRL, TBKGC, ...; :mod:`pykeen_mkgformer.baselines.models`), same rules as MKGformer."""
+    module = sys.modules.get("pykeen_mkgformer.baselines.models")
+    if module is not None and not hasattr(module, "BASELINES"):
+        return  # that module is being imported; it calls ensure_registered() at its end
+    from .baselines.models import BASELINES
+
+    for cls in BASELINES:
+        if resolver.normalize_cls(cls) not in resolver.lookup_dict:
+            resolver.register(cls)
 
 
 def ensure_registered() -> None:

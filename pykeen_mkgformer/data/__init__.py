@@ -7,6 +7,7 @@
 - :mod:`.textfiles`: the one text reader (gzip, BOM, newlines, bad bytes named by ``file:line``)
 - :mod:`.errors`: :class:`DataError` and its subclasses, naming the file (and line)
 - :mod:`.datasets`: ``WN18IMG``, ``FB15k237IMG``, ``WN18IMGMini`` (bundled) and ``ShapesKG`` (synthetic)
+- :mod:`.mmkgc`: ``DB15K``, ``MKGW``, ``MKGY`` (OpenKE id files, quirks counted)
 """
 
 # PyKEEN loads this package's datasets through its ``pykeen.datasets`` entry points while
@@ -17,6 +18,7 @@ import pykeen.datasets  # noqa: F401  isort: skip
 
 from .datasets import WN18IMG, FB15k237IMG, MissingDataError, MultimodalDataset, ShapesKG, WN18IMGMini, data_root
 from .errors import DataError, ImageError, MalformedLineError
+from .mmkgc import DB15K, MKGW, MKGY, MMKGCDataset
 from .images import ImageLayout, PixelCache, image_processor_for, load_rgb
 from .multimodal import MultimodalTriplesFactory
 
@@ -36,4 +38,8 @@ __all__ = [
     "FB15k237IMG",
     "WN18IMGMini",
     "ShapesKG",
+    "MMKGCDataset",
+    "DB15K",
+    "MKGW",
+    "MKGY",
 ]
