@@ -175,6 +175,10 @@ def test_recipe_names_and_overrides():
     assert resolve_recipe(None) == KGCRecipe() == resolve_recipe("plugin")
     official = resolve_recipe("official")
     assert official.query_format == "official" and official.entity_modeling_rows == "all"
+    # pinned (MKG/lit_models/transformer.py --label_smoothing 0.1, base.py --weight_decay 0.01,
+    # data_module.py --warm_up_radio 0.1; the full table is tests/test_fidelity_recipes.py)
+    assert (official.entity_modeling_smoothing, official.entity_modeling_weight_decay) == (0.1, 0.01)
+    assert official.entity_modeling_warmup_ratio == 0.1
     assert resolve_recipe({"base": "official", "token_init": "text_mean"}).token_init == "text_mean"
     with pytest.raises(ValueError, match="unknown recipe fields"):
         resolve_recipe({"query_fromat": "official"})
