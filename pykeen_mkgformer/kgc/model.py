@@ -235,8 +235,10 @@ class MKGformer(Model):
             offset=self.queries.entity_token_offset,
             num_entities=self.num_entities,
         )
+        from .recipe import choose_images
+
         self.images = _build_images(
-            triples_factory.entity_images,
+            [choose_images(paths, self.recipe.image_choice) for paths in triples_factory.entity_images],
             vision=self.interaction.encoder.vision_config,
             vision_source=vision_encoder,
             max_images=max_images,
@@ -244,6 +246,8 @@ class MKGformer(Model):
             cache_dir=image_cache_dir,
             progress=progress,
         )
+        if self.images is not None:
+            self.images.missing_images = self.recipe.missing_images
         if gradient_checkpointing:
             self.interaction.encoder.gradient_checkpointing_enable()
         self.entity_modeling = EntityModeling(

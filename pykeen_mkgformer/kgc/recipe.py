@@ -10,17 +10,24 @@ scripts do; each field may be overridden.
 from __future__ import annotations
 
 import dataclasses
+import os
+import random
 from dataclasses import dataclass
-from typing import Any, Mapping, Union
+from typing import Any, Mapping, Sequence, Union
 
-__all__ = ["KGCRecipe", "RecipeHint", "resolve_recipe"]
+__all__ = ["KGCRecipe", "RecipeHint", "resolve_recipe", "choose_images"]
 
 _CHOICES = {
     "query_format": ("plugin", "official"),
     "token_init": ("text_mean", "normal"),
     "mlm_transform": ("pretrained", "random"),
     "entity_modeling_rows": ("new", "all"),
+    "image_choice": ("sorted", "official"),
+    "missing_images": ("masked", "zeros"),
 }
+
+#: the official collator's cap on an entity's images and the seed of its draw (``MKG/data/data_module.py``)
+OFFICIAL_IMAGE_COUNT, OFFICIAL_IMAGE_SEED = 7, 1
 
 
 @dataclass(frozen=True)
@@ -47,6 +54,13 @@ class KGCRecipe:
     entity_modeling_weight_decay: float = 0.0
     #: stage-1 linear warm-up share of all steps, then linear decay (None: constant learning rate)
     entity_modeling_warmup_ratio: float | None = None
+    #: which of an entity's images fill the layout's slots: ``"sorted"`` (file names in order), or
+    #: ``"official"``: the folder's ``os.listdir`` order, and when there are more than 7, the 7 that
+    #: ``random.seed(1); random.sample(files, k=7)`` picks, in that order (:func:`choose_images`)
+    image_choice: str = "sorted"
+    #: slots without an image: ``"masked"`` (left out of attention; no image = text only), or
+    #: ``"zeros"``: zero images that PGI and CAF attend to, as the official collator feeds them
+    missing_images: str = "masked"
 
     def __post_init__(self) -> None:
         for name, choices in _CHOICES.items():
@@ -69,6 +83,8 @@ class KGCRecipe:
             entity_modeling_smoothing=0.1,
             entity_modeling_weight_decay=0.01,
             entity_modeling_warmup_ratio=0.1,
+            image_choice="official",
+            missing_images="zeros",
         )
         values.update(overrides)
         return cls(**values)
@@ -101,3 +117,30 @@ def resolve_recipe(hint: RecipeHint) -> KGCRecipe:
             raise ValueError(f"unknown recipe fields {sorted(unknown)}; known: {[f.name for f in dataclasses.fields(KGCRecipe)]}.")
         return KGCRecipe.official(**values) if base == "official" else KGCRecipe(**values)
     raise ValueError(f"recipe must be 'plugin', 'official', a dict or a KGCRecipe, got {hint!r}.")
+
+
+def choose_images(paths: Sequence[str], choice: str = "sorted") -> list[str]:
+    """An entity's images in the order they fill the layout's slots.
+
+    ``"sorted"``: as given (the readers list them sorted by name). ``"official"``: the order in which
+    ``os.listdir`` lists the entity's folder (the folder of the first path; files of other folders
+    follow in the given order), then, with more than :data:`OFFICIAL_IMAGE_COUNT` images, the draw
+    ``random.seed(1); random.sample(files, k=7)`` of ``MKG/data/data_module.py`` (an own
+    :class:`random.Random`, so the global random state is untouched).
+    """
+    paths = [str(path) for path in paths]
+    if choice == "sorted" or not paths:
+        return paths
+    if choice != "official":
+        raise ValueError(f"image_choice must be one of {_CHOICES['image_choice']}, got {choice!r}.")
+    folder = os.path.dirname(paths[0])
+    given = set(paths)
+    try:
+        listed = [os.path.join(folder, name) for name in os.listdir(folder)]
+    except OSError:
+        listed = []
+    ordered = [path for path in listed if path in given]
+    ordered += [path for path in paths if path not in set(ordered)]
+    if len(ordered) > OFFICIAL_IMAGE_COUNT:
+        ordered = random.Random(OFFICIAL_IMAGE_SEED).sample(ordered, k=OFFICIAL_IMAGE_COUNT)
+    return ordered

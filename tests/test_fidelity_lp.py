@@ -1,0 +1,137 @@
+"""The official link-prediction image path, from a WN18-layout folder to the fused encoder's states.
+
+Entities with 0, 1, 3 and 9 images: the official collator (``MKG/data/data_module.py``) lists an
+entity's folder with ``os.listdir``, draws ``random.sample(k=7)`` after ``random.seed(1)`` when there
+are more than 7, puts the first at 224 px, the next 3 at 128 px and the last 3 at 64 px, and fills
+empty slots with zero images that the encoder attends to. The plugin's ``recipe="official"``
+(``image_choice="official"``, ``missing_images="zeros"``) must give the same pixels, and the
+official encoder (:mod:`official_reference`) on them the same states (float64).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from transformers import CLIPImageProcessorPil
+
+from kgc_support import tiny_model_kwargs
+from official_reference import official_encoder, official_lp_vision
+from pykeen_mkgformer.data.images import ImageLayout
+from pykeen_mkgformer.data.multimodal import MultimodalTriplesFactory
+from pykeen_mkgformer.data.readers import list_entity_images
+from pykeen_mkgformer.kgc import MKGformer
+from pykeen_mkgformer.kgc.presets import tiny_vision_encoder
+from pykeen_mkgformer.kgc.recipe import choose_images
+
+COUNTS = {"n0": 0, "n1": 1, "n3": 3, "n9": 9}
+SLOTS = ((1, 224), (3, 128), (3, 64))
+
+
+@pytest.fixture(scope="module")
+def wn18_layout(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("wn18_images")
+    for seed, (entity, count) in enumerate(COUNTS.items()):
+        folder = root / entity
+        folder.mkdir()
+        # names whose sorted order differs from creation order
+        for index in range(count):
+            generator = np.random.default_rng(100 * seed + index)
+            pixels = generator.integers(0, 256, (48 + 8 * index, 40, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(folder / f"{entity}_{(7 * index) % 10}{index}.png")
+    return root
+
+
+def _official_pixels(root: Path, entity: str) -> list[torch.Tensor]:
+    """The official collator's three groups for one entity (float64)."""
+    folder = root / entity
+    files = [os.path.join(folder, name) for name in os.listdir(folder)] if folder.is_dir() else []
+    if len(files) > 7:
+        random.seed(1)
+        files = random.sample(files, k=7)
+    groups, start = [], 0
+    for count, side in SLOTS:
+        processor = CLIPImageProcessorPil(size={"shortest_edge": side}, crop_size={"height": side, "width": side})
+        chosen = files[start : start + count]
+        start += count
+        stack = []
+        for path in chosen:
+            with Image.open(path) as image:
+                stack.append(processor(images=image.convert("RGB"), return_tensors="pt")["pixel_values"][0])
+        stack += [torch.zeros(3, side, side)] * (count - len(chosen))
+        groups.append(torch.stack(stack).double())
+    return groups
+
+
+def _model(root: Path, cache: Path, recipe: str | dict) -> tuple[MKGformer, MultimodalTriplesFactory]:
+    images = list_entity_images(root)
+    triples = np.array([["n0", "r", "n1"], ["n1", "r", "n3"], ["n3", "r", "n9"], ["n9", "r", "n0"]])
+    factory = MultimodalTriplesFactory.from_labeled_triples(triples, entity_images=images)
+    torch.manual_seed(0)
+    model = MKGformer(
+        triples_factory=factory,
+        recipe=recipe,
+        fusion_variant="official",
+        random_seed=0,
+        **tiny_model_kwargs(
+            cache, fusion_layers=2, max_images=None, image_layout=ImageLayout.official(),
+            vision_encoder=tiny_vision_encoder(image_size=224, patch_size=32),
+        ),
+    )
+    return model, factory
+
+
+def test_official_image_choice_is_listdir_order_and_the_seeded_draw(wn18_layout):
+    folder = wn18_layout / "n9"
+    paths = sorted(str(path) for path in folder.iterdir())
+    listed = [os.path.join(folder, name) for name in os.listdir(folder)]
+    random.seed(1)
+    expected = random.sample(listed, k=7)
+    state = random.getstate()
+    assert choose_images(paths, "official") == expected
+    assert random.getstate() == state  # the global random state is not used
+    assert choose_images(paths, "sorted") == paths
+    three = sorted(str(path) for path in (wn18_layout / "n3").iterdir())
+    assert choose_images(three, "official") == [os.path.join(wn18_layout / "n3", n) for n in os.listdir(wn18_layout / "n3")]
+
+
+def test_official_lp_pixels_and_states_equal_the_reference(wn18_layout, tmp_path):
+    model, factory = _model(wn18_layout, tmp_path / "cache", "official")
+    model = model.double().eval()
+    entities = torch.tensor([factory.entity_to_id[label] for label in COUNTS])
+    pixel_values, image_mask = model.images.lookup(entities, device=torch.device("cpu"))
+    reference = [torch.stack(group) for group in zip(*(_official_pixels(wn18_layout, label) for label in COUNTS))]
+    for ours, theirs in zip(pixel_values, reference):
+        assert ours.shape == theirs.shape
+        assert float((ours.double() - theirs).abs().max()) <= 1e-5  # float32 pixels, uint8-resized
+    assert all(mask.all() for mask in image_mask)  # zero images are attended (item 9)
+
+    encoder = model.interaction.encoder
+    query = model.queries.link_prediction(entities, torch.zeros_like(entities))
+    with torch.no_grad():
+        ours = encoder(
+            input_ids=query.input_ids, attention_mask=query.attention_mask,
+            pixel_values=[p.double() for p in pixel_values], image_mask=image_mask,
+        ).text_last_hidden_state
+        theirs, _ = official_encoder(
+            encoder, query.input_ids, query.attention_mask, torch.zeros_like(query.input_ids),
+            official_lp_vision(encoder, reference),
+        )
+    assert float((ours - theirs).abs().max()) <= 1e-6
+
+
+@pytest.mark.parametrize("change", [{"image_choice": "sorted"}, {"missing_images": "masked"}])
+def test_each_lp_switch_is_needed(wn18_layout, tmp_path, change):
+    """Items 8 and 9: the plugin's choice (sorted names, masked slots) differs from the official input."""
+    model, factory = _model(wn18_layout, tmp_path / "cache", {"base": "official", **change})
+    entities = torch.tensor([factory.entity_to_id[label] for label in COUNTS])
+    pixel_values, image_mask = model.images.lookup(entities, device=torch.device("cpu"))
+    reference = [torch.stack(group) for group in zip(*(_official_pixels(wn18_layout, label) for label in COUNTS))]
+    same_pixels = all(float((o.double() - t).abs().max()) <= 1e-5 for o, t in zip(pixel_values, reference))
+    all_attended = all(mask.all() for mask in image_mask)
+    assert not (same_pixels and all_attended)
