@@ -135,3 +135,45 @@ def test_each_lp_switch_is_needed(wn18_layout, tmp_path, change):
     same_pixels = all(float((o.double() - t).abs().max()) <= 1e-5 for o, t in zip(pixel_values, reference))
     all_attended = all(mask.all() for mask in image_mask)
     assert not (same_pixels and all_attended)
+
+
+# ------------------------------------------------------------------------------ item 11: texts and entity set
+def test_official_text_cleaning_by_hand():
+    from pykeen_mkgformer.kgc.recipe import KGCRecipe, clean_text
+
+    raw = 'Born in Paris.\\nHe said \\"yes\\" \\\\ later'
+    assert clean_text(raw) == 'Born in Paris. He said "yes"  later'
+    assert clean_text(raw, "none") == raw
+    assert KGCRecipe.official().text_cleaning == "official" and KGCRecipe().text_cleaning == "none"
+
+
+def test_official_queries_read_the_cleaned_texts(wn18_layout, tmp_path):
+    images = list_entity_images(wn18_layout)
+    triples = np.array([["n0", "r", "n1"], ["n1", "r", "n3"]])
+    descriptions = {"n0": "a\\nb", "n1": "c\\\\d", "n3": "plain"}
+    factory = MultimodalTriplesFactory.from_labeled_triples(triples, entity_images=images, entity_descriptions=descriptions)
+    texts = {}
+    for recipe in ("plugin", "official"):
+        model = MKGformer(triples_factory=factory, recipe=recipe, random_seed=0, **tiny_model_kwargs(tmp_path / "cache", max_images=0))
+        query = model.queries.entity_modeling(torch.tensor([factory.entity_to_id["n0"]]))
+        texts[recipe] = model.tokenizer.decode(query.input_ids[0][query.attention_mask[0].bool()])
+    assert "a b" in texts["official"] and "\\" not in texts["official"]
+    assert "\\" in texts["plugin"] or "a \\ nb" in texts["plugin"] or "\\n" in texts["plugin"]
+
+
+def test_entity2text_entities_are_ranked_too(tmp_path):
+    from pykeen_mkgformer.data.readers import MultimodalFiles, load_multimodal_splits
+
+    for name, lines in {
+        "train.tsv": ["a\tr\tb", "b\tr\tc"], "valid.tsv": ["a\tr\tc"], "test.tsv": ["c\tr\ta"],
+        "entity2text.tsv": ["a\tA", "b\tB", "c\tC", "d\tD only in the text table"], "relation2text.tsv": ["r\tR"],
+    }.items():
+        (tmp_path / name).write_text("\n".join(lines) + "\n")
+    files = MultimodalFiles(
+        training=tmp_path / "train.tsv", validation=tmp_path / "valid.tsv", testing=tmp_path / "test.tsv",
+        entity_texts=tmp_path / "entity2text.tsv", relation_texts=tmp_path / "relation2text.tsv",
+    )
+    training, _, testing = load_multimodal_splits(files)
+    assert training.num_entities == 3
+    training, _, testing = load_multimodal_splits(files, entities="entity2text")
+    assert training.num_entities == testing.num_entities == 4 and "d" in training.entity_to_id

@@ -188,7 +188,9 @@ class MKGformer(Model):
                 "MKGformer without inverse triples: head prediction is trained only by training loops that call "
                 "score_h (sLCWA, SymmetricLCWA); with LCWA use create_inverse_triples=True."
             )
-        entity_texts = _entity_texts(triples_factory, description)
+        from .recipe import clean_text
+
+        entity_texts = [clean_text(text, self.recipe.text_cleaning) for text in _entity_texts(triples_factory, description)]
         relation_texts = _directed_relation_texts(triples_factory)
         self.spec = dict(
             text_encoder=_plain(text_encoder),

@@ -15,7 +15,7 @@ import random
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence, Union
 
-__all__ = ["KGCRecipe", "RecipeHint", "resolve_recipe", "choose_images"]
+__all__ = ["KGCRecipe", "RecipeHint", "resolve_recipe", "choose_images", "clean_text"]
 
 _CHOICES = {
     "query_format": ("plugin", "official"),
@@ -24,6 +24,7 @@ _CHOICES = {
     "entity_modeling_rows": ("new", "all"),
     "image_choice": ("sorted", "official"),
     "missing_images": ("masked", "zeros"),
+    "text_cleaning": ("none", "official"),
 }
 
 #: the official collator's cap on an entity's images and the seed of its draw (``MKG/data/data_module.py``)
@@ -61,6 +62,9 @@ class KGCRecipe:
     #: slots without an image: ``"masked"`` (left out of attention; no image = text only), or
     #: ``"zeros"``: zero images that PGI and CAF attend to, as the official collator feeds them
     missing_images: str = "masked"
+    #: entity texts as read (``"none"``), or as the official processor cleans them (``"official"``: the
+    #: two characters ``\\n`` become a space, then every backslash is removed; :func:`clean_text`)
+    text_cleaning: str = "none"
 
     def __post_init__(self) -> None:
         for name, choices in _CHOICES.items():
@@ -85,6 +89,7 @@ class KGCRecipe:
             entity_modeling_warmup_ratio=0.1,
             image_choice="official",
             missing_images="zeros",
+            text_cleaning="official",
         )
         values.update(overrides)
         return cls(**values)
@@ -144,3 +149,11 @@ def choose_images(paths: Sequence[str], choice: str = "sorted") -> list[str]:
     if len(ordered) > OFFICIAL_IMAGE_COUNT:
         ordered = random.Random(OFFICIAL_IMAGE_SEED).sample(ordered, k=OFFICIAL_IMAGE_COUNT)
     return ordered
+
+
+def clean_text(text: str, cleaning: str = "official") -> str:
+    """An entity text as ``MKG/data/processor.py`` uses it: the escape ``\\n`` (backslash, n) becomes a
+    space, then every remaining backslash is dropped (FB15k-237's descriptions hold such escapes)."""
+    if cleaning == "none":
+        return text
+    return text.replace("\\n", " ").replace("\\", "")
