@@ -231,6 +231,7 @@ def test_official_experiment_file_runs_a_smoke_epoch(tmp_path, name):
     warmup, decay = settings["training_kwargs"]["callbacks_kwargs"]
     assert warmup["num_epochs"] == settings["training_kwargs"]["num_epochs"]
     settings["dataset"] = "ShapesKG"
+    settings["dataset_kwargs"].pop("entities", None)  # a data-folder dataset's option
     settings["model_kwargs"].update(
         text_encoder=tiny_text_encoder(), vision_encoder=tiny_vision_encoder(), fusion_layers=2, max_images=1,
         entity_modeling_epochs=1, entity_modeling_batch_size=32, progress=False,
