@@ -177,3 +177,51 @@ def test_entity2text_entities_are_ranked_too(tmp_path):
     assert training.num_entities == 3
     training, _, testing = load_multimodal_splits(files, entities="entity2text")
     assert training.num_entities == testing.num_entities == 4 and "d" in training.entity_to_id
+
+
+# ------------------------------------------------------------------------------ item 10: stage-1 selection
+def test_stage1_early_stops_on_mrr_and_keeps_the_best_hits_at_10(monkeypatch):
+    """Validations with (MRR, Hits@10) = (0.525, 0.5), (0.5725, 0.55), (0.455, 0.9), (0.2483, 0.7), patience 2:
+    stop after the 4th (two without a better MRR), keep the rows of the 3rd (best Hits@10)."""
+    from pykeen_mkgformer.kgc.entity_modeling import EntityModeling, _Selection
+
+    n = 20
+    plans = [  # rank of every entity at each validation
+        [1] * 10 + [20] * 10,   # MRR (10 + 10/20)/20 = 0.525, hits 0.5
+        [1] * 11 + [20] * 9,    # 0.5725, 0.55
+        [2] * 18 + [20] * 2,    # 0.455, 0.9
+        [3] * 14 + [20] * 6,    # (14/3 + 6/20)/20 = 0.2483, 0.7
+    ]
+    calls = {"validation": 0}
+
+    def fake_logits(model, batch):
+        ranks = torch.tensor(plans[calls["validation"]])[batch]
+        logits = torch.full((len(batch), n), -1.0)
+        for row, (entity, rank) in enumerate(zip(batch.tolist(), ranks.tolist())):
+            others = [e for e in range(n) if e != entity][: rank - 1]
+            logits[row, others] = 1.0
+            logits[row, entity] = 0.0
+        return logits
+
+    monkeypatch.setattr(EntityModeling, "logits", staticmethod(fake_logits))
+    selection, weight = _Selection(patience=2), torch.zeros(3)
+    stops = []
+    for validation in range(4):
+        weight.fill_(validation)
+        calls["validation"] = validation
+        stops.append(selection.check(torch.nn.Linear(1, 1), torch.arange(n), weight, batch_size=7))
+    assert stops == [False, False, False, True]
+    assert [round(h["mrr"], 4) for h in selection.history] == [0.525, 0.5725, 0.455, 0.2483]
+    selection.restore(weight)
+    assert torch.equal(weight, torch.full((3,), 2.0))  # the third validation's rows (Hits@10 0.9)
+
+
+def test_stage1_selection_switch(tmp_path):
+    """The official recipe validates stage 1 (every epoch by default, every 10 in the WN18 file); the plugin's never."""
+    from pykeen_mkgformer.data import ShapesKG
+
+    dataset = ShapesKG(create_inverse_triples=True)
+    for recipe, every in (("plugin", 0), ("official", 1), ({"base": "official", "entity_modeling_validate_every": 10}, 10)):
+        model = MKGformer(triples_factory=dataset.training, recipe=recipe, random_seed=0,
+                          **tiny_model_kwargs(tmp_path / "cache", max_images=0))
+        assert (model.entity_modeling.validate_every, model.entity_modeling.patience) == (every, 5)

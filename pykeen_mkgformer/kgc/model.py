@@ -261,6 +261,8 @@ class MKGformer(Model):
             smoothing=self.recipe.entity_modeling_smoothing,
             weight_decay=self.recipe.entity_modeling_weight_decay,
             warmup_ratio=self.recipe.entity_modeling_warmup_ratio,
+            validate_every=self.recipe.entity_modeling_validate_every,
+            patience=self.recipe.entity_modeling_patience,
         )
         self.register_buffer("entity_modeling_done", torch.zeros((), dtype=torch.bool))
         self._entity_modeling_pending = True

@@ -65,6 +65,13 @@ class KGCRecipe:
     #: entity texts as read (``"none"``), or as the official processor cleans them (``"official"``: the
     #: two characters ``\\n`` become a space, then every backslash is removed; :func:`clean_text`)
     text_cleaning: str = "none"
+    #: stage 1 validates every this many epochs (0: never, run all epochs and keep the last state):
+    #: each entity's stage-1 query ranks it among all entities; training stops when the MRR has not
+    #: improved for ``entity_modeling_patience`` validations, and the token rows of the validation
+    #: with the best Hits@10 go to stage 2 (the official ``EarlyStopping`` / ``ModelCheckpoint``;
+    #: its scripts validate every 10 epochs on WN18, every epoch on FB15k-237)
+    entity_modeling_validate_every: int = 0
+    entity_modeling_patience: int = 5
 
     def __post_init__(self) -> None:
         for name, choices in _CHOICES.items():
@@ -72,6 +79,8 @@ class KGCRecipe:
                 raise ValueError(f"{name} must be one of {choices}, got {getattr(self, name)!r}.")
         if not 0.0 <= self.entity_modeling_smoothing < 1.0 or self.entity_modeling_weight_decay < 0.0:
             raise ValueError("entity_modeling_smoothing must be in [0, 1) and entity_modeling_weight_decay >= 0.")
+        if self.entity_modeling_validate_every < 0 or self.entity_modeling_patience < 1:
+            raise ValueError("entity_modeling_validate_every must be >= 0 and entity_modeling_patience >= 1.")
         ratio = self.entity_modeling_warmup_ratio
         if ratio is not None and not 0.0 <= ratio < 1.0:
             raise ValueError(f"entity_modeling_warmup_ratio must be in [0, 1) or None, got {ratio!r}.")
@@ -90,6 +99,8 @@ class KGCRecipe:
             image_choice="official",
             missing_images="zeros",
             text_cleaning="official",
+            entity_modeling_validate_every=1,
+            entity_modeling_patience=5,
         )
         values.update(overrides)
         return cls(**values)
