@@ -304,3 +304,21 @@ def test_ner_official_optimizer_groups(conll_folder, tiny_text):  # noqa: F811
         assert group["lr"] == expected, name
         assert group["weight_decay"] == 0.01, name
     assert sum(len(group["params"]) for group in groups) == len(list(model.parameters()))
+
+
+def test_re_recipe_is_saved_and_explain_reads_the_run_as_it_trained(mnre_folder, tiny_text, tmp_path):  # noqa: F811
+    """The recipe goes to model/task.json and metrics.json; ``explain`` rebuilds the official input from it."""
+    from pykeen_mkgformer.explain.relation_extraction import explain_relation_extraction
+    from pykeen_mkgformer.tasks.runner import run_task
+
+    recipe = RERecipe.official(epochs=1, batch_size=4, max_length=40)
+    metrics = run_task(RelationExtraction, RunOptions(
+        data=mnre_folder / "data", output=tmp_path / "out", text_encoder=str(tiny_text), crops=mnre_folder / "crops",
+        small_crops=mnre_folder / "rcnn", recipe=recipe, progress=False,
+    ))
+    saved = json.loads((tmp_path / "out" / "model" / "task.json").read_text())["recipe"]
+    assert RERecipe.from_dict(saved) == recipe and metrics["recipe"] == recipe.to_dict()
+    assert metrics["images"]["test"]["crops"] == [3 + 1 + 2, 2 + 1]
+    result = explain_relation_extraction(tmp_path / "out", 1)  # the tail ends the sentence
+    texts = [token.text for token in result.tokens]
+    assert len(texts) == 40 and "</o>" not in texts and texts.count("<o>") == 1  # padded; official markers
