@@ -211,3 +211,22 @@ def _numbers(value) -> set:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return {value}
     return set()
+
+
+def test_warmup_steps_are_not_rounded():
+    """Item 7: the official trainers pass ``warmup_ratio * steps`` unrounded: NER's 0.01 x 30 steps = 0.3."""
+    import torch
+
+    from pykeen_mkgformer.tasks.runner import training_settings
+    from pykeen_mkgformer.tasks.training import linear_schedule
+
+    parameter = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.AdamW([parameter], lr=1.0)
+    schedule = linear_schedule(optimizer, training_settings(NERRecipe.official(), seed=0), total_steps=30)
+    rates = []
+    for _ in range(3):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    # step 0: 0 / max(1, 0.3) = 0 (rounded to 0 warm-up steps it would be the full rate); then (30 - s) / 29.7
+    assert rates == pytest.approx([0.0, 29 / 29.7, 28 / 29.7])

@@ -21,7 +21,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from .task import TaskModel
 
-__all__ = ["TrainingSettings", "FineTuner", "predict", "length_bucketed_batches", "parameter_groups"]
+__all__ = ["TrainingSettings", "FineTuner", "predict", "length_bucketed_batches", "parameter_groups", "linear_schedule"]
 
 logger = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ class FineTuner:
         steps_per_epoch = len(train_loader(torch.Generator().manual_seed(settings.seed)))
         optimizer = torch.optim.AdamW(self._parameter_groups(), lr=settings.lr)
         total_steps = steps_per_epoch * settings.epochs
-        scheduler = get_linear_schedule_with_warmup(optimizer, settings.warmup_ratio * total_steps, total_steps)
+        scheduler = linear_schedule(optimizer, settings, total_steps)
         state = {"epoch": 0, "history": [], "best_epoch": None, "best_f1": float("-inf"), "best_dev": None}
         resumed_from = self._resume(optimizer, scheduler, state)
 
@@ -202,6 +202,12 @@ class FineTuner:
         state.update(checkpoint["state"])
         logger.info("resuming from %s after epoch %d", path, state["epoch"])
         return state["epoch"]
+
+
+def linear_schedule(optimizer: torch.optim.Optimizer, settings: TrainingSettings, total_steps: int):
+    """Linear warm-up over ``warmup_ratio * total_steps`` steps, *not rounded* (as the official trainers
+    pass it), then linear decay to 0: with 0.3 warm-up steps the first step still has rate 0."""
+    return get_linear_schedule_with_warmup(optimizer, settings.warmup_ratio * total_steps, total_steps)
 
 
 def _part(name: str) -> str:
