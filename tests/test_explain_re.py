@@ -125,7 +125,8 @@ def test_official_variant_run_is_explained_on_its_crop_input(re_run, tmp_path, t
         run_task(
             RelationExtraction,
             RunOptions(data=re_run / "data", output=tmp_path / "out", text_encoder=str(tiny_text), epochs=1,
-                       batch_size=4, max_length=32, progress=False, seed=1, fusion_variant="official", crops=crops),
+                       batch_size=4, max_length=32, progress=False, seed=1, fusion_variant="official", crops=crops,
+                       small_crops=crops),
         )
         result = explain_relation_extraction(tmp_path / "out", 0)
     # 3 large crops (4 x 4 patches of 8 px) and 3 small ones (2 x 2), two of each present

@@ -32,8 +32,9 @@ def test_official_crop_batches_have_the_official_shape(shared_data, tmp_path, ti
     config = bundle.encoder.config
     assert config.fusion_variant == "official" and config.vision_embedding == "class_and_groups"
     assert config.group_positions == (48, 12) == OfficialCropImages.group_positions()
+    crops = _crops(folder, tmp_path)
     images = OfficialCropImages(
-        folder / "images", bundle.crop_processors, patch_size=8, crops_folder=_crops(folder, tmp_path)
+        folder / "images", bundle.crop_processors, patch_size=8, crops_folder=crops, small_crops_folder=crops
     )
     names = [instance.image for instance in read_mnre_folder(folder, "train")[:6]]
     items = images.prepare([*names, "no_such_image.jpg"], progress=False)

@@ -200,7 +200,7 @@ class MultimodalDataset(LazyDataset):
 
     def _load(self) -> None:
         self._training, self._validation, self._testing = load_multimodal_splits(
-            self.files, create_inverse_triples=self._create_inverse_triples
+            self.files, create_inverse_triples=self._create_inverse_triples, entities=getattr(self, "_entities", "triples")
         )
 
     def _load_validation(self) -> None:
@@ -282,20 +282,28 @@ class _DataFolderDataset(MultimodalDataset):
     theirs: ClassVar[str]
     their_images: ClassVar[str]
 
-    def __init__(self, path: str | pathlib.Path | None = None, *, create_inverse_triples: bool = False) -> None:
+    def __init__(
+        self, path: str | pathlib.Path | None = None, *, create_inverse_triples: bool = False, entities: str = "triples"
+    ) -> None:
         """Find the files.
 
         :param path: the data folder (default: ``$PYKEEN_MKGFORMER_DATA``, else PyKEEN's data home)
         :param create_inverse_triples: PyKEEN's flag
+        :param entities: ``"triples"`` (the entities of the triples) or ``"entity2text"`` (every entity with a
+            text, as the official code ranks them)
         """
-        super().__init__(path=None if path is None else str(path), create_inverse_triples=create_inverse_triples)
+        if entities not in ("triples", "entity2text"):
+            raise ValueError(f"entities must be 'triples' or 'entity2text', got {entities!r}.")
+        self._entities = entities
+        kwargs: dict[str, Any] = {"entities": entities} if entities != "triples" else {}
+        super().__init__(path=None if path is None else str(path), create_inverse_triples=create_inverse_triples, **kwargs)
 
     #: an entity label's image folder name
     _image_folder: ClassVar[Callable[[str], str]]
     #: an entity's short name from its text (default: the text itself)
     _name_from_text: ClassVar[Callable[[str], str]] = staticmethod(str)
 
-    def _files(self, path: str | None) -> MultimodalFiles:
+    def _files(self, path: str | None, entities: str = "triples") -> MultimodalFiles:
         root = data_root(path)
         return _locate(
             root,

@@ -43,6 +43,19 @@ def _setting(settings: dict[str, Any], key: str) -> str | None:
     return None if value in (None, "None", "") else str(value)
 
 
+def _saved_recipe(folder: Path):
+    """The run's :class:`~pykeen_mkgformer.re.recipe.RERecipe` from ``model/task.json``; None for older runs."""
+    import json
+
+    from ..re.recipe import RERecipe
+
+    path = Path(folder) / "model" / "task.json"
+    if not path.is_file():
+        return None
+    values = json.loads(path.read_text(encoding="utf-8")).get("recipe")
+    return RERecipe.from_dict(values) if isinstance(values, dict) else None
+
+
 def load_relation_model(folder: str | Path, device: str | torch.device = "cpu") -> SavedRelationModel:
     """Load ``model/`` of an ``re`` output folder.
 
@@ -120,7 +133,10 @@ def explain_relation_extraction(
     data_folder = Path(data) if data is not None else Path(_setting(settings, "data") or "")
     if not data_folder.is_dir():
         raise FileNotFoundError(f"The run's data folder {data_folder} is not there; give it with --data.")
-    task = RelationExtraction(data_folder, bad_lines=BadLines(skip=_setting(settings, "skip_bad_lines") == "True"))
+    recipe = _saved_recipe(folder)
+    task = RelationExtraction(
+        data_folder, bad_lines=BadLines(skip=_setting(settings, "skip_bad_lines") == "True"), recipe=recipe
+    )
     instances = task.read(split)
     if not 0 <= instance < len(instances):
         raise ValueError(f"Instance {instance} is outside the {split} split of {data_folder} ({len(instances)} instances: 0..{len(instances) - 1}).")
@@ -130,7 +146,7 @@ def explain_relation_extraction(
     if task.labels != saved.labels:
         raise ValueError(f"The relations of {data_folder} ({task.labels}) differ from the saved model's ({saved.labels}).")
 
-    max_length = int(_setting(settings, "max_length") or 128)
+    max_length = recipe.max_length if recipe is not None else int(_setting(settings, "max_length") or 128)
     features = task.features(item, saved.tokenizer, max_length)
     batch = task.collate([features], saved.tokenizer.pad_token_id)
     images_folder = _setting(settings, "images")
@@ -142,7 +158,9 @@ def explain_relation_extraction(
         from ..encoder.backbone import resized_processor
         from ..tasks.images import OfficialCropImages
 
-        small_crops = _setting(settings, "small_crops") or crops_folder
+        # the run's recipe (model/task.json) says where the crops come from; runs saved before recipes
+        # existed read their small crops from --crops
+        small_crops = _setting(settings, "small_crops") or (crops_folder if recipe is None else None)
         patch = encoder.vision_config.patch_size
         images = OfficialCropImages(
             image_folder,
@@ -150,10 +168,17 @@ def explain_relation_extraction(
             patch_size=patch,
             crops_folder=Path(crops_folder) if crops_folder else None,
             small_crops_folder=Path(small_crops) if small_crops else None,
+            crop_source=recipe.crop_source if recipe is not None else "stem",
+            missing=recipe.missing_images if recipe is not None else "masked",
         )
     else:
         images = InstanceImages(image_folder, processor, crops_folder=Path(crops_folder) if crops_folder else None)
-    image_batch = images.batch(images.prepare([task.image_name(item)], progress=False))
+    if isinstance(images, InstanceImages):
+        image_batch = images.batch(images.prepare([task.image_name(item)], progress=False))
+    else:
+        image_batch = images.batch(
+            images.prepare([task.image_name(item)], keys=[task.crop_key(item)], split=split, progress=False)
+        )
     batch = {key: value.to(device) for key, value in batch.items()}
     if image_batch is not None:
         batch["images"] = ([p.to(device) for p in image_batch[0]], [m.to(device) for m in image_batch[1]])

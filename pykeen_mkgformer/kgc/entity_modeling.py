@@ -91,6 +91,10 @@ class EntityModeling:
     objective: str = "full"
     #: uniform candidates per step of the sampled objective
     num_negatives: int = 1024
+    #: validate every this many epochs (0: never): early stopping on the MRR (``patience`` validations
+    #: without improvement), and the rows of the best Hits@10 are kept (the official selection)
+    validate_every: int = 0
+    patience: int = 5
 
     def __post_init__(self) -> None:
         if self.rows not in ("new", "all"):
@@ -172,6 +176,7 @@ class EntityModeling:
         losses: list[float] = []
         device = weight.device
         generator = torch.Generator().manual_seed(seed)
+        selection = _Selection(self.patience)
         fork_devices = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
         first_reduced_row = offset if self.rows == "new" else 0
         try:
@@ -213,6 +218,11 @@ class EntityModeling:
                         torch.distributed.all_reduce(total)
                     losses.append(float(total) / order.numel())
                     epochs.set_postfix(loss=losses[-1])
+                    if self.validate_every and len(losses) % self.validate_every == 0 and selection.check(
+                        model, entities, weight, self.batch_size
+                    ):
+                        break
+                selection.restore(weight)
         finally:
             if handle is not None:
                 handle.remove()
@@ -320,6 +330,49 @@ class EntityModeling:
         vectors = model.interaction.encode(query, pixel_values, image_mask)
         embeddings, bias = model.candidate_vectors(None)
         return model.interaction.score_candidates(vectors, embeddings, bias)
+
+
+class _Selection:
+    """Stage-1 validation: each entity's query ranks it among all entities (rank = 1 + the number of
+    strictly higher scores); early stopping on the MRR, and the rows of the best Hits@10 kept."""
+
+    def __init__(self, patience: int):
+        self.patience = patience
+        self.best_mrr = float("-inf")
+        self.best_hits = float("-inf")
+        self.best_rows: torch.Tensor | None = None
+        self.waited = 0
+        self.history: list[dict[str, float]] = []
+
+    def check(self, model: MKGformer, entities: torch.LongTensor, weight: torch.Tensor, batch_size: int) -> bool:
+        """Validate; True when training should stop."""
+        was_training = model.training
+        torch.nn.Module.train(model, False)
+        ranks = []
+        with torch.no_grad():
+            for start in range(0, entities.numel(), batch_size):
+                batch = entities[start : start + batch_size].to(weight.device)
+                logits = EntityModeling.logits(model, batch)
+                own = logits.gather(1, batch.unsqueeze(1))
+                ranks.append(1 + (logits > own).sum(dim=1).double().cpu())
+        torch.nn.Module.train(model, was_training)
+        ranks_ = torch.cat(ranks)
+        mrr, hits = float((1.0 / ranks_).mean()), float((ranks_ <= 10).double().mean())
+        self.history.append({"mrr": mrr, "hits_at_10": hits})
+        if hits > self.best_hits:
+            self.best_hits, self.best_rows = hits, weight.detach().clone()
+        if mrr > self.best_mrr:
+            self.best_mrr, self.waited = mrr, 0
+            return False
+        self.waited += 1
+        return self.waited >= self.patience
+
+    def restore(self, weight: torch.Tensor) -> None:
+        """Put the rows of the best validation Hits@10 back (nothing when there was no validation)."""
+        if self.best_rows is not None:
+            with torch.no_grad():
+                weight.copy_(self.best_rows)
+            logger.info("entity modeling: validations %s; kept the rows of the best Hits@10", self.history)
 
 
 def _distributed() -> tuple[int, int]:

@@ -238,7 +238,9 @@ class MKGformer(ERModel):
             fusion_kwargs=fusion_kwargs,
             dropout=dropout,
         )
-        texts = entity_texts(triples_factory, description)
+        from .recipe import choose_images, clean_text
+
+        texts = [clean_text(text, recipe.text_cleaning) for text in entity_texts(triples_factory, description)]
         relation_texts = directed_relation_texts(triples_factory)
         tokenizer = build_tokenizer(text_encoder, tokenizer, [*texts, *relation_texts, "is"], vocab_size=tokenizer_vocab_size)
         queries = QueryAssembler(
@@ -249,7 +251,7 @@ class MKGformer(ERModel):
             query_format=recipe.query_format,
         )
         images = build_images(
-            triples_factory.entity_images,
+            [choose_images(paths, recipe.image_choice) for paths in triples_factory.entity_images],
             vision=vision_config(spec),
             vision_source=vision_encoder,
             max_images=max_images,
@@ -257,6 +259,8 @@ class MKGformer(ERModel):
             cache_dir=image_cache_dir,
             progress=progress,
         )
+        if images is not None:
+            images.missing_images = recipe.missing_images
         head = _resolve_scoring_head(scoring_head)
         interaction = build_interaction(spec, queries, recipe, use_images=images is not None, interaction_class=head)
         max_positions = getattr(interaction.encoder.text_config, "max_position_embeddings", None)
@@ -322,6 +326,8 @@ class MKGformer(ERModel):
             warmup_ratio=self.recipe.entity_modeling_warmup_ratio,
             objective=entity_modeling_objective,
             num_negatives=entity_modeling_negatives,
+            validate_every=self.recipe.entity_modeling_validate_every,
+            patience=self.recipe.entity_modeling_patience,
         )
         self.register_buffer("entity_modeling_done", torch.zeros((), dtype=torch.bool))
         self._entity_modeling_pending = True

@@ -10,17 +10,25 @@ scripts do; each field may be overridden.
 from __future__ import annotations
 
 import dataclasses
+import os
+import random
 from dataclasses import dataclass
-from typing import Any, Mapping, Union
+from typing import Any, Mapping, Sequence, Union
 
-__all__ = ["KGCRecipe", "RecipeHint", "resolve_recipe"]
+__all__ = ["KGCRecipe", "RecipeHint", "resolve_recipe", "choose_images", "clean_text"]
 
 _CHOICES = {
     "query_format": ("plugin", "official"),
     "token_init": ("text_mean", "normal"),
     "mlm_transform": ("pretrained", "random"),
     "entity_modeling_rows": ("new", "all"),
+    "image_choice": ("sorted", "official"),
+    "missing_images": ("masked", "zeros"),
+    "text_cleaning": ("none", "official"),
 }
+
+#: the official collator's cap on an entity's images and the seed of its draw (``MKG/data/data_module.py``)
+OFFICIAL_IMAGE_COUNT, OFFICIAL_IMAGE_SEED = 7, 1
 
 
 @dataclass(frozen=True)
@@ -47,6 +55,23 @@ class KGCRecipe:
     entity_modeling_weight_decay: float = 0.0
     #: stage-1 linear warm-up share of all steps, then linear decay (None: constant learning rate)
     entity_modeling_warmup_ratio: float | None = None
+    #: which of an entity's images fill the layout's slots: ``"sorted"`` (file names in order), or
+    #: ``"official"``: the folder's ``os.listdir`` order, and when there are more than 7, the 7 that
+    #: ``random.seed(1); random.sample(files, k=7)`` picks, in that order (:func:`choose_images`)
+    image_choice: str = "sorted"
+    #: slots without an image: ``"masked"`` (left out of attention; no image = text only), or
+    #: ``"zeros"``: zero images that PGI and CAF attend to, as the official collator feeds them
+    missing_images: str = "masked"
+    #: entity texts as read (``"none"``), or as the official processor cleans them (``"official"``: the
+    #: two characters ``\\n`` become a space, then every backslash is removed; :func:`clean_text`)
+    text_cleaning: str = "none"
+    #: stage 1 validates every this many epochs (0: never, run all epochs and keep the last state):
+    #: each entity's stage-1 query ranks it among all entities; training stops when the MRR has not
+    #: improved for ``entity_modeling_patience`` validations, and the token rows of the validation
+    #: with the best Hits@10 go to stage 2 (the official ``EarlyStopping`` / ``ModelCheckpoint``;
+    #: its scripts validate every 10 epochs on WN18, every epoch on FB15k-237)
+    entity_modeling_validate_every: int = 0
+    entity_modeling_patience: int = 5
 
     def __post_init__(self) -> None:
         for name, choices in _CHOICES.items():
@@ -54,6 +79,8 @@ class KGCRecipe:
                 raise ValueError(f"{name} must be one of {choices}, got {getattr(self, name)!r}.")
         if not 0.0 <= self.entity_modeling_smoothing < 1.0 or self.entity_modeling_weight_decay < 0.0:
             raise ValueError("entity_modeling_smoothing must be in [0, 1) and entity_modeling_weight_decay >= 0.")
+        if self.entity_modeling_validate_every < 0 or self.entity_modeling_patience < 1:
+            raise ValueError("entity_modeling_validate_every must be >= 0 and entity_modeling_patience >= 1.")
         ratio = self.entity_modeling_warmup_ratio
         if ratio is not None and not 0.0 <= ratio < 1.0:
             raise ValueError(f"entity_modeling_warmup_ratio must be in [0, 1) or None, got {ratio!r}.")
@@ -69,6 +96,11 @@ class KGCRecipe:
             entity_modeling_smoothing=0.1,
             entity_modeling_weight_decay=0.01,
             entity_modeling_warmup_ratio=0.1,
+            image_choice="official",
+            missing_images="zeros",
+            text_cleaning="official",
+            entity_modeling_validate_every=1,
+            entity_modeling_patience=5,
         )
         values.update(overrides)
         return cls(**values)
@@ -101,3 +133,38 @@ def resolve_recipe(hint: RecipeHint) -> KGCRecipe:
             raise ValueError(f"unknown recipe fields {sorted(unknown)}; known: {[f.name for f in dataclasses.fields(KGCRecipe)]}.")
         return KGCRecipe.official(**values) if base == "official" else KGCRecipe(**values)
     raise ValueError(f"recipe must be 'plugin', 'official', a dict or a KGCRecipe, got {hint!r}.")
+
+
+def choose_images(paths: Sequence[str], choice: str = "sorted") -> list[str]:
+    """An entity's images in the order they fill the layout's slots.
+
+    ``"sorted"``: as given (the readers list them sorted by name). ``"official"``: the order in which
+    ``os.listdir`` lists the entity's folder (the folder of the first path; files of other folders
+    follow in the given order), then, with more than :data:`OFFICIAL_IMAGE_COUNT` images, the draw
+    ``random.seed(1); random.sample(files, k=7)`` of ``MKG/data/data_module.py`` (an own
+    :class:`random.Random`, so the global random state is untouched).
+    """
+    paths = [str(path) for path in paths]
+    if choice == "sorted" or not paths:
+        return paths
+    if choice != "official":
+        raise ValueError(f"image_choice must be one of {_CHOICES['image_choice']}, got {choice!r}.")
+    folder = os.path.dirname(paths[0])
+    given = set(paths)
+    try:
+        listed = [os.path.join(folder, name) for name in os.listdir(folder)]
+    except OSError:
+        listed = []
+    ordered = [path for path in listed if path in given]
+    ordered += [path for path in paths if path not in set(ordered)]
+    if len(ordered) > OFFICIAL_IMAGE_COUNT:
+        ordered = random.Random(OFFICIAL_IMAGE_SEED).sample(ordered, k=OFFICIAL_IMAGE_COUNT)
+    return ordered
+
+
+def clean_text(text: str, cleaning: str = "official") -> str:
+    """An entity text as ``MKG/data/processor.py`` uses it: the escape ``\\n`` (backslash, n) becomes a
+    space, then every remaining backslash is dropped (FB15k-237's descriptions hold such escapes)."""
+    if cleaning == "none":
+        return text
+    return text.replace("\\n", " ").replace("\\", "")

@@ -424,7 +424,19 @@ class EntityImages:
     def lookup(
         self, entities: torch.LongTensor, device: torch.device | None = None
     ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        """Pixel values (one ``(batch, count, 3, side, side)`` tensor per resolution) and image masks of these entities."""
+        """Pixel values (one ``(batch, count, 3, side, side)`` tensor per resolution) and image masks of these entities.
+
+        With ``missing_images="zeros"`` (the official recipe) every slot is marked real: empty ones are
+        zero images, attended to.
+        """
+        pixel_values, image_mask = self._lookup(entities, device)
+        if getattr(self, "missing_images", "masked") == "zeros":
+            image_mask = [torch.ones_like(mask) for mask in image_mask]
+        return pixel_values, image_mask
+
+    def _lookup(
+        self, entities: torch.LongTensor, device: torch.device | None = None
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         # uint8 pixels travel to the device and are normalised there
         device = device if device is not None else entities.device
         entities = entities.detach()

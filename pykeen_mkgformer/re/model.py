@@ -42,9 +42,16 @@ def count_markers(instance: RelationInstance) -> int:
     return sum(token.count(marker) for token in instance.tokens for marker in ENTITY_MARKERS if marker in token)
 
 
-def mark_entities(instance: RelationInstance) -> list[str]:
+def mark_entities(instance: RelationInstance, placement: str = "nested") -> list[str]:
     """The instance's words with ``<s> </s>`` around the head mention and ``<o> </o>`` around the tail
-    (marker strings inside the words themselves escaped: :func:`escape_markers`)."""
+    (marker strings inside the words themselves escaped: :func:`escape_markers`).
+
+    :param placement: ``"nested"`` (closing markers right after a span's last word), or ``"official"``
+        (every marker goes before a word: ``</s>`` before the word at the head's end position, so a span
+        that ends the sentence has no closing marker; before one word the order is ``<s> </s> <o> </o>``)
+    """
+    if placement == "official":
+        return _official_marks(instance)
     words: list[str] = []
     for index, token in enumerate(instance.tokens):
         token = escape_markers(token)
@@ -60,14 +67,33 @@ def mark_entities(instance: RelationInstance) -> list[str]:
     return words
 
 
+def _official_marks(instance: RelationInstance) -> list[str]:
+    head, tail = instance.head, instance.tail
+    words: list[str] = []
+    for index, token in enumerate(instance.tokens):
+        for position, marker in ((head.start, HEAD_START), (head.end, HEAD_END), (tail.start, TAIL_START), (tail.end, TAIL_END)):
+            if index == position:
+                words.append(marker)
+        words.append(escape_markers(token))
+    return words
+
+
 class RelationClassifier(TaskModel):
     """:math:`\\mathrm{softmax}(W [h_{<s>} ; h_{<o>}] + b)` on top of the hybrid encoder."""
 
-    def __init__(self, encoder: HybridTransformer, num_relations: int, *, dropout: float | None = None):
+    def __init__(
+        self, encoder: HybridTransformer, num_relations: int, *, dropout: float | None = None, train_classifier: bool = True
+    ):
+        """
+        :param dropout: on :math:`[h_s; h_o]` (None: the text tower's hidden dropout; the official code: 0)
+        :param train_classifier: False keeps :math:`W, b` at their initial values (the official optimizer
+            never sees them)
+        """
         super().__init__(encoder)
         width = encoder.text_config.hidden_size
         self.dropout = nn.Dropout(encoder.text_config.hidden_dropout_prob if dropout is None else dropout)
         self.classifier = nn.Linear(2 * width, num_relations)
+        self.classifier.requires_grad_(train_classifier)
 
     def logits(self, batch: dict[str, Any]) -> torch.Tensor:
         """Relation scores ``(batch, num_relations)`` from the ``<s>`` and ``<o>`` states."""

@@ -24,6 +24,7 @@ from ..encoder import HybridTransformer
 from ..tasks.task import Task, pad_token_ids
 from .data import NONE_RELATION, RelationInstance, load_relations, read_mnre_folder
 from .model import ENTITY_MARKERS, HEAD_START, TAIL_START, RelationClassifier, count_markers, mark_entities
+from .recipe import RERecipe
 
 __all__ = ["RelationExtraction", "relation_scores"]
 
@@ -56,6 +57,8 @@ class RelationExtraction(Task[RelationInstance]):
     """MNRE: classify the relation between the marked head and tail mention of a tweet (with its image)."""
 
     name = "re"
+    recipe_class = RERecipe
+    recipe: RERecipe
 
     def read(self, split: str) -> list[RelationInstance]:
         """The split's instances, checked against ``rel2id.json`` when the folder has one."""
@@ -69,6 +72,10 @@ class RelationExtraction(Task[RelationInstance]):
         """K shots per relation."""
         return {instance.relation}
 
+    def crop_key(self, instance: RelationInstance) -> str | None:
+        """The official MRE crop index's key: the instance's 0-based line in its split file (its data id)."""
+        return str(int(instance.source.rpartition(":")[2]) - 1)
+
     def setup(self, tokenizer: PreTrainedTokenizerBase, encoder: HybridTransformer, train: Sequence[RelationInstance]) -> None:
         """Labels from ``rel2id.json`` (else the training labels, ``None`` first); add the markers."""
         relations = load_relations(self.data)
@@ -78,16 +85,21 @@ class RelationExtraction(Task[RelationInstance]):
         self.labels = sorted(relations, key=relations.__getitem__)
         self.label_ids = {label: index for index, label in enumerate(self.labels)}
         tokenizer.add_tokens(list(ENTITY_MARKERS), special_tokens=True)
-        if len(tokenizer) > encoder.get_input_embeddings().num_embeddings:
+        old_rows = encoder.get_input_embeddings().num_embeddings
+        if len(tokenizer) > old_rows:
             encoder.resize_token_embeddings(len(tokenizer))
+            if self.recipe.marker_init == "official":
+                _official_new_rows(encoder, old_rows)
         self.head_start_id = tokenizer.convert_tokens_to_ids(HEAD_START)
         self.tail_start_id = tokenizer.convert_tokens_to_ids(TAIL_START)
 
     def features(self, instance: RelationInstance, tokenizer: PreTrainedTokenizerBase, max_length: int) -> dict[str, Any]:
         """Token ids with markers; the positions of ``<s>`` and ``<o>`` (``[CLS]`` if truncated away)."""
-        input_ids = tokenizer(
-            mark_entities(instance), is_split_into_words=True, truncation=True, max_length=max_length
-        )["input_ids"]
+        words = mark_entities(instance, self.recipe.marker_placement)
+        if self.recipe.marker_placement == "official":  # the official reader tokenizes the words joined by spaces
+            input_ids = tokenizer(" ".join(words), truncation=True, max_length=max_length)["input_ids"]
+        else:
+            input_ids = tokenizer(words, is_split_into_words=True, truncation=True, max_length=max_length)["input_ids"]
         head = input_ids.index(self.head_start_id) if self.head_start_id in input_ids else None
         tail = input_ids.index(self.tail_start_id) if self.tail_start_id in input_ids else None
         if instance.relation not in self.label_ids:
@@ -103,7 +115,9 @@ class RelationExtraction(Task[RelationInstance]):
 
     def collate(self, features: Sequence[dict[str, Any]], pad_token_id: int) -> dict[str, Any]:
         """Right-padded ids, their mask, marker positions and labels."""
-        input_ids, attention_mask = pad_token_ids([feature["input_ids"] for feature in features], pad_token_id)
+        input_ids, attention_mask = pad_token_ids(
+            [feature["input_ids"] for feature in features], pad_token_id, self.padded_length()
+        )
         return {
             "input_ids": input_ids,
             "attention_mask": attention_mask,
@@ -114,7 +128,9 @@ class RelationExtraction(Task[RelationInstance]):
 
     def build_model(self, encoder: HybridTransformer) -> RelationClassifier:
         """The marker-pair classifier over :attr:`labels`."""
-        return RelationClassifier(encoder, len(self.labels))
+        return RelationClassifier(
+            encoder, len(self.labels), dropout=self.recipe.head_dropout, train_classifier=self.recipe.train_classifier
+        )
 
     def score(self, instances: Sequence[RelationInstance], predictions: Sequence[int]) -> dict[str, Any]:
         """:func:`relation_scores` of the predicted label ids."""
@@ -135,4 +151,18 @@ class RelationExtraction(Task[RelationInstance]):
 
     def describe(self) -> dict[str, Any]:
         """The relation labels in id order and the markers."""
-        return {"task": self.name, "labels": self.labels, "entity_markers": list(ENTITY_MARKERS)}
+        return {
+            "task": self.name,
+            "labels": self.labels,
+            "entity_markers": list(ENTITY_MARKERS),
+            "recipe": self.recipe.to_dict(),
+        }
+
+
+def _official_new_rows(encoder: HybridTransformer, old_rows: int) -> None:
+    """The official resizing: rows from ``old_rows`` on drawn from :math:`N(0, \\sigma^2)` (the text tower's
+    ``initializer_range``), and no ``padding_idx`` (the ``[PAD]`` row gets gradients like any other)."""
+    embeddings = encoder.get_input_embeddings()
+    with torch.no_grad():
+        embeddings.weight[old_rows:].normal_(mean=0.0, std=encoder.text_config.initializer_range)
+    embeddings.padding_idx = None

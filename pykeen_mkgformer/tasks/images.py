@@ -10,6 +10,7 @@ files opened). A missing or unusable file never stops a run: the instance runs t
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
 from pathlib import Path, PurePath
@@ -20,9 +21,9 @@ from tqdm.auto import tqdm
 from transformers import BaseImageProcessor
 
 from ..data.decoding import load_rgb
-from ..data.errors import ImageError
+from ..data.errors import DataError, ImageError
+from ..data.files import file_problem, read_bounded
 from ..data.images import OFFICIAL_CROP_GROUPS
-from ..data.files import file_problem
 
 __all__ = ["InstanceImages", "OfficialCropImages", "ImageBatch"]
 
@@ -50,7 +51,13 @@ class InstanceImages:
         *,
         crops_folder: Path | None = None,
         max_crops: int = 3,
+        missing: str = "masked",
     ):
+        """:param missing: ``"masked"``: a batch's absent images are left out of attention; ``"zeros"``:
+        they are zero images, attended (the official code's way)"""
+        if missing not in ("masked", "zeros"):
+            raise ValueError(f"missing must be 'masked' or 'zeros', got {missing!r}.")
+        self.missing_images = missing
         self.folder = folder
         self.crops_folder = crops_folder
         self.max_crops = max_crops if crops_folder is not None else 0
@@ -150,6 +157,22 @@ class InstanceImages:
                     break
         return found
 
+    def listed_crops(self, files: Sequence[str]) -> list[torch.Tensor]:
+        """The processed crops named by ``files`` (paths inside ``crops_folder``, from a crop index), at most
+        ``max_crops``; a listed file that is missing counts in :attr:`missing` and is left out."""
+        found = []
+        for name in list(files)[: self.max_crops]:
+            path = self._path(self.crops_folder, str(name)) if self.crops_folder is not None else None
+            if path is None:
+                continue
+            if not os.path.lexists(path):
+                self.missing.add(str(name))
+                continue
+            pixels = self._load(path)
+            if pixels is not None:
+                found.append(pixels)
+        return found
+
     def prepare(self, names: Sequence[str | None], *, progress: bool = True) -> list[tuple[torch.Tensor | None, list[torch.Tensor]]]:
         """Main image and crops of every instance, in order (decoding each file once)."""
         before = len(self.skipped)
@@ -173,9 +196,10 @@ class InstanceImages:
             return None
         batch_size = len(items)
         main_pixels = torch.zeros(batch_size, 1, *shape)
-        main_mask = torch.zeros(batch_size, 1, dtype=torch.bool)
+        zeros_attended = self.missing_images == "zeros"
+        main_mask = torch.full((batch_size, 1), zeros_attended, dtype=torch.bool)
         crop_pixels = torch.zeros(batch_size, self.max_crops, *shape)
-        crop_mask = torch.zeros(batch_size, self.max_crops, dtype=torch.bool)
+        crop_mask = torch.full((batch_size, self.max_crops), zeros_attended, dtype=torch.bool)
         for row, (main, crops) in enumerate(items):
             if main is not None:
                 main_pixels[row, 0] = main
@@ -212,13 +236,24 @@ class OfficialCropImages:
     The official MRE / MNER encoders read, per instance, up to 3 object crops at 4 patches a side
     (128 px for a 32 px-patch tower) and up to 3 crops at 2 patches a side (64 px); each group gets
     learned positions of its own and one bare class token comes first (the encoder's
-    ``vision_embedding="class_and_groups"`` with ``group_positions=(48, 12)``). Both groups are read
-    from ``crops_folder`` unless ``small_crops_folder`` names other crops (the official ``rcnn``
-    crops). Missing crops are masked (the official code feeds zero images instead).
+    ``vision_embedding="class_and_groups"`` with ``group_positions=(48, 12)``).
+
+    Where the crops come from (``crop_source``):
+
+    - ``"stem"``: ``<image stem>_<n>`` files in ``crops_folder`` (large) and ``small_crops_folder`` (small);
+    - ``"index"`` (official): the large crops are listed per instance in ``crops_folder/index.json``,
+      ``{"train" | "dev" | "test": {"<instance key>": ["<file in crops_folder>", ...]}}`` (MRE's key is the
+      instance's 0-based line in its split file, MNER's the image file name: the official ``*_dict.pth``);
+      the small crops per image in ``small_crops_folder/index.json``, ``{"<image stem>": ["<file>", ...]}``
+      (the official detector's ``img2crop.pth``). The first 3 listed are used.
+
+    The small crops never default to the large ones. ``missing="masked"`` leaves absent crops out of
+    attention; ``"zeros"`` (official) feeds them as zero images, attended like any other.
     """
 
     #: crops per group and their side in patches
     GROUPS = OFFICIAL_CROP_GROUPS
+    INDEX_NAME = "index.json"
 
     def __init__(
         self,
@@ -228,20 +263,28 @@ class OfficialCropImages:
         patch_size: int,
         crops_folder: Path | None,
         small_crops_folder: Path | None = None,
+        crop_source: str = "stem",
+        missing: str = "masked",
     ):
         """:param processors: one image processor per group, resizing to ``side * patch_size`` px"""
+        if crop_source not in ("stem", "index") or missing not in ("masked", "zeros"):
+            raise ValueError(f"crop_source must be 'stem' or 'index' and missing 'masked' or 'zeros', got {crop_source!r}, {missing!r}.")
         self.sides = [side * patch_size for _, side in self.GROUPS]
+        self.crop_source, self.missing_images = crop_source, missing
         if crops_folder is None:
             warnings.warn(
                 "the official RE / NER vision input is object crops (--crops) and no crops folder was given: "
-                "the vision side is the class token alone",
+                "the vision side is the class token alone" + (" and zero crops" if missing == "zeros" else ""),
                 stacklevel=2,
             )
-        folders = (crops_folder, small_crops_folder if small_crops_folder is not None else crops_folder)
+        folders = (crops_folder, small_crops_folder)
         self.loaders = [
             InstanceImages(folder, processor, crops_folder=crops, max_crops=count)
             for processor, crops, (count, _) in zip(processors, folders, self.GROUPS)
         ]
+        self.indexes: list[dict | None] = [None, None]
+        if crop_source == "index":
+            self.indexes = [_read_index(crops) if crops is not None else None for crops in folders]
 
     @classmethod
     def group_positions(cls) -> tuple[int, ...]:
@@ -256,20 +299,45 @@ class OfficialCropImages:
     def skipped(self) -> list[tuple[str, str]]:
         return [item for loader in self.loaders for item in loader.skipped]
 
-    def prepare(self, names: Sequence[str | None], *, progress: bool = True) -> list[tuple[list[torch.Tensor], ...]]:
-        """Both crop groups of every instance, in order."""
+    def _group_crops(self, group: int, name: str | None, key: str | None, split: str | None) -> list[torch.Tensor]:
+        loader, index = self.loaders[group], self.indexes[group]
+        if self.crop_source == "stem":
+            return loader.crops(name)
+        if index is None:
+            return []
+        if group == 0:
+            listed = index.get(split, {}).get(key, []) if key is not None else []
+        else:
+            listed = index.get(PurePath(name).stem, []) if name else []
+        return loader.listed_crops(listed)
+
+    def prepare(
+        self,
+        names: Sequence[str | None],
+        *,
+        keys: Sequence[str | None] | None = None,
+        split: str | None = None,
+        progress: bool = True,
+    ) -> list[tuple[list[torch.Tensor], ...]]:
+        """Both crop groups of every instance, in order.
+
+        :param keys: each instance's key in the large crops' index (``crop_source="index"``)
+        :param split: ``train``, ``dev`` or ``test``: the part of the large crops' index to read
+        """
+        keys = list(keys) if keys is not None else [None] * len(names)
         return [
-            tuple(loader.crops(name) for loader in self.loaders)
-            for name in tqdm(names, desc="crops", unit="instance", disable=not progress, leave=False)
+            tuple(self._group_crops(group, name, key, split) for group in range(len(self.GROUPS)))
+            for name, key in tqdm(list(zip(names, keys)), desc="crops", unit="instance", disable=not progress, leave=False)
         ]
 
     def batch(self, items: Sequence[tuple[list[torch.Tensor], ...]]) -> ImageBatch:
-        """Always both groups at their fixed sizes (the positions need them), missing crops masked."""
+        """Always both groups at their fixed sizes (the positions need them); absent crops are zero
+        images, masked (``missing="masked"``) or attended (``"zeros"``)."""
         pixels, masks = [], []
         for group, (count, _) in enumerate(self.GROUPS):
             shape = (3, self.sides[group], self.sides[group])
             group_pixels = torch.zeros(len(items), count, *shape)
-            group_mask = torch.zeros(len(items), count, dtype=torch.bool)
+            group_mask = torch.full((len(items), count), self.missing_images == "zeros", dtype=torch.bool)
             for row, item in enumerate(items):
                 for column, crop in enumerate(item[group][:count]):
                     group_pixels[row, column] = crop
@@ -296,3 +364,29 @@ class OfficialCropImages:
             "unreadable": [path for path, _ in skipped],
             "skipped": [{"path": path, "reason": reason} for path, reason in skipped],
         }
+
+
+def _read_index(folder: Path) -> dict | None:
+    """``folder/index.json`` (a crop index), or None (with a warning) when the folder has none.
+
+    :raises DataError: naming the file when it is not a JSON object of lists of file names
+    """
+    path = Path(folder) / OfficialCropImages.INDEX_NAME
+    if not os.path.lexists(path):
+        warnings.warn(f"crop_source='index' and {path} does not exist: no crops from {folder}", stacklevel=3)
+        return None
+    try:
+        index = json.loads(read_bounded(path, 2**28).decode("utf-8-sig"))
+    except DataError:
+        raise
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:
+        raise DataError(path, f"not a valid UTF-8 JSON crop index ({error})") from error
+
+    def lists(mapping: object) -> bool:
+        return isinstance(mapping, dict) and all(
+            isinstance(files, list) and all(isinstance(name, str) for name in files) for files in mapping.values()
+        )
+
+    if not isinstance(index, dict) or not (lists(index) or all(lists(part) for part in index.values())):
+        raise DataError(path, "a crop index maps keys to lists of file names (per split for the large crops)")
+    return index

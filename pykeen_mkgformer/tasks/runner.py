@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -25,11 +25,12 @@ from ..data.atomic import atomic_folder, atomic_write, write_text
 from .encoders import load_encoder
 from .images import InstanceImages, OfficialCropImages
 from .lines import BadLines
+from .recipe import TaskRecipe, resolve_task_recipe
 from .sampling import sample_fraction, sample_shots
 from .task import SPLITS, Task, TaskModel
 from .training import FineTuner, TrainingSettings, length_bucketed_batches, predict
 
-__all__ = ["RunOptions", "PreparedData", "run_task", "read_splits"]
+__all__ = ["RunOptions", "PreparedData", "run_task", "read_splits", "build_images", "training_settings"]
 
 logger = logging.getLogger(__name__)
 
@@ -43,32 +44,53 @@ class RunOptions:
     text_encoder: str
     vision_encoder: str = "tiny"
     fusion_layers: int | None = None
-    epochs: int = 5
-    batch_size: int = 16
-    lr: float = 5e-5
+    #: ``"paper"``, ``"official"``, a dict (``{"base": "official", ...}``) or the task's recipe object
+    recipe: Any = "paper"
+    #: recipe fields to override (None values ignored)
+    recipe_overrides: dict[str, Any] = field(default_factory=dict)
+    #: shortcuts for the most used recipe fields (None: the recipe's value)
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
     head_lr: float | None = None
     seed: int = 42
     #: read at most this many instances of each split
     limit: int | None = None
     train_fraction: float | None = None
     shots: int | None = None
-    max_length: int = 128
+    max_length: int | None = None
     device: str = "cpu"
     skip_bad_lines: bool = False
     #: folder of the instances' images; ``DATA/images`` when None
     images: Path | None = None
     #: folder of object crops ``<image stem>_<n>.jpg``; none when None
     crops: Path | None = None
-    #: ``"paper"`` or ``"official"`` (the official MRE / MNER encoder and its crop input)
-    fusion_variant: str = "paper"
-    #: official variant: the small (2 patches a side) crops' folder; default: ``crops``
+    #: ``"paper"`` or ``"official"`` (the official MRE / MNER encoder and its crop input); None: the recipe's
+    fusion_variant: str | None = None
+    #: official variant: the small (2 patches a side) crops' folder (never defaults to ``crops``)
     small_crops: Path | None = None
     progress: bool = True
 
-    def signature(self) -> dict[str, Any]:
-        """The settings that decide the result (what a resumed run must share)."""
-        ignored = {"output", "device", "progress"}
-        return {key: str(value) for key, value in asdict(self).items() if key not in ignored}
+    #: the recipe fields the shortcuts above set
+    SHORTCUTS = ("epochs", "batch_size", "lr", "head_lr", "max_length", "fusion_variant")
+
+    def resolve_recipe(self, recipe_class: type[TaskRecipe]) -> TaskRecipe:
+        """The run's recipe: the named / given one with the overrides and shortcuts applied."""
+        base = resolve_task_recipe(recipe_class, self.recipe)
+        changes = {key: value for key, value in self.recipe_overrides.items() if value is not None}
+        changes.update({key: getattr(self, key) for key in self.SHORTCUTS if getattr(self, key) is not None})
+        unknown = set(changes) - recipe_class.field_names()
+        if unknown:
+            raise ValueError(f"{sorted(unknown)} are not {recipe_class.__name__} fields.")
+        return base.replace(**changes)
+
+    def signature(self, recipe: TaskRecipe | None = None) -> dict[str, Any]:
+        """The settings that decide the result (what a resumed run must share), with the resolved recipe's fields."""
+        ignored = {"output", "device", "progress", "recipe", "recipe_overrides", *self.SHORTCUTS}
+        settings = {key: str(value) for key, value in asdict(self).items() if key not in ignored}
+        if recipe is not None:
+            settings.update({key: str(value) for key, value in recipe.to_dict().items()})
+        return settings
 
 
 def read_splits(task: Task, options: RunOptions) -> dict[str, list]:
@@ -114,10 +136,14 @@ class PreparedData:
         escaped = {split: sum(int(f.get("escaped_markers", 0)) for f in features) for split, features in self.features.items()}
         if any(escaped.values()):
             logger.warning("marker strings in the text were escaped (so they cannot move the entity markers): %s", escaped)
-        self.pixels = {
-            split: images.prepare([task.image_name(instance) for instance in instances], progress=progress)
-            for split, instances in splits.items()
-        }
+        self.pixels = {split: self._prepare(split, instances) for split, instances in splits.items()}
+
+    def _prepare(self, split: str, instances: list) -> list:
+        names = [self.task.image_name(instance) for instance in instances]
+        if isinstance(self.images, OfficialCropImages):
+            keys = [self.task.crop_key(instance) for instance in instances]
+            return self.images.prepare(names, keys=keys, split=split, progress=self.progress)
+        return self.images.prepare(names, progress=self.progress)
 
     def _batches(self, split: str, generator: torch.Generator | None) -> list[list[int]]:
         lengths = [len(feature["input_ids"]) for feature in self.features[split]]
@@ -174,36 +200,28 @@ def run_task(task_class: type[Task], options: RunOptions) -> dict[str, Any]:
     _check_outputs(output, options)
     device = torch.device(options.device)
     bad_lines = BadLines(skip=options.skip_bad_lines)
-    task = task_class(Path(options.data), bad_lines=bad_lines)
+    recipe = options.resolve_recipe(task_class.recipe_class)
+    task = task_class(Path(options.data), bad_lines=bad_lines, recipe=recipe)
     splits = read_splits(task, options)
 
     torch.manual_seed(options.seed)  # the random vision tower and fusion weights
     bundle = load_encoder(
         options.text_encoder, options.vision_encoder, fusion_layers=options.fusion_layers,
-        fusion_variant=options.fusion_variant,
+        fusion_variant=recipe.fusion_variant,
     )
     task.setup(bundle.tokenizer, bundle.encoder, splits["train"])
-    image_folder = Path(options.images) if options.images is not None else Path(options.data) / "images"
-    crops = Path(options.crops) if options.crops is not None else None
-    if options.fusion_variant == "official":
-        images = OfficialCropImages(
-            image_folder, bundle.crop_processors, patch_size=bundle.encoder.vision_config.patch_size,
-            crops_folder=crops, small_crops_folder=Path(options.small_crops) if options.small_crops else crops,
-        )
-    else:
-        images = InstanceImages(image_folder, bundle.image_processor, crops_folder=crops)
+    images = build_images(recipe, bundle, options)
     data = PreparedData(
         task, splits, bundle.tokenizer, images,
-        max_length=options.max_length, batch_size=options.batch_size, progress=options.progress,
+        max_length=recipe.max_length, batch_size=recipe.batch_size, progress=options.progress,
     )
 
     output.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(options.seed)
     model = task.build_model(bundle.encoder)
-    settings = TrainingSettings(
-        epochs=options.epochs, batch_size=options.batch_size, lr=options.lr, head_lr=options.head_lr, seed=options.seed
-    )
-    tuner = FineTuner(model, settings, output, signature=options.signature(), device=device, progress=options.progress)
+    settings = training_settings(recipe, seed=options.seed)
+    signature = options.signature(recipe)
+    tuner = FineTuner(model, settings, output, signature=signature, device=device, progress=options.progress)
     training = tuner.fit(
         lambda generator: data.loader("train", generator),
         lambda trained: task.score(splits["dev"], data.predict(trained, "dev", device)),
@@ -219,7 +237,8 @@ def run_task(task_class: type[Task], options: RunOptions) -> dict[str, Any]:
         **data.summary(),
         "bad_lines": bad_lines.summary(),
         "encoder": bundle.description,
-        "settings": {**options.signature(), "device": options.device},
+        "recipe": recipe.to_dict(),
+        "settings": {**signature, "device": options.device},
     }
     _write_outputs(output, metrics, [task.prediction_record(i, p) for i, p in zip(splits["test"], predictions)])
     # the model folder is written aside and renamed into place: never half a model
@@ -241,6 +260,28 @@ def _check_outputs(output: Path, options: RunOptions) -> None:
     inputs = {"--data": options.data, "--images": options.images, "--crops": options.crops, "--small-crops": options.small_crops}
     for name in OUTPUT_NAMES:
         check_output(output / name, inputs, option="--output", overwrite=True)
+
+
+def build_images(recipe: TaskRecipe, bundle, options: RunOptions) -> InstanceImages | OfficialCropImages:
+    """The run's image source: the official crop groups under ``fusion_variant="official"``, else main image + crops."""
+    image_folder = Path(options.images) if options.images is not None else Path(options.data) / "images"
+    crops = Path(options.crops) if options.crops is not None else None
+    if recipe.fusion_variant == "official":
+        return OfficialCropImages(
+            image_folder, bundle.crop_processors, patch_size=bundle.encoder.vision_config.patch_size,
+            crops_folder=crops, small_crops_folder=Path(options.small_crops) if options.small_crops else None,
+            crop_source=recipe.crop_source, missing=recipe.missing_images,
+        )
+    return InstanceImages(image_folder, bundle.image_processor, crops_folder=crops, missing=recipe.missing_images)
+
+
+def training_settings(recipe: TaskRecipe, *, seed: int) -> TrainingSettings:
+    """The fine-tuning loop's settings from the recipe's numbers."""
+    return TrainingSettings(
+        epochs=recipe.epochs, batch_size=recipe.batch_size, lr=recipe.lr, head_lr=recipe.head_lr,
+        vision_lr=recipe.vision_lr, weight_decay=recipe.weight_decay, decay_all=recipe.decay_all,
+        warmup_ratio=recipe.warmup_ratio, max_grad_norm=recipe.max_grad_norm, seed=seed,
+    )
 
 
 def _write_outputs(output: Path, metrics: dict[str, Any], records: Sequence[dict[str, Any]]) -> None:

@@ -18,6 +18,7 @@ from transformers import PreTrainedTokenizerBase
 from ..encoder import HybridTransformer
 from .images import ImageBatch
 from .lines import BadLines
+from .recipe import TaskRecipe
 
 __all__ = ["Task", "TaskModel", "Instance", "pad_token_ids"]
 
@@ -27,9 +28,15 @@ Instance = TypeVar("Instance")
 SPLITS = ("train", "dev", "test")
 
 
-def pad_token_ids(sequences: Sequence[Sequence[int]], pad_token_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pad token id lists into ``input_ids`` and the matching ``attention_mask`` (1 on real tokens)."""
-    length = max(len(sequence) for sequence in sequences)
+def pad_token_ids(
+    sequences: Sequence[Sequence[int]], pad_token_id: int, length: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad token id lists into ``input_ids`` and the matching ``attention_mask`` (1 on real tokens).
+
+    :param length: pad to this length (the official ``padding="max_length"``); the longest sequence when None
+    """
+    longest = max(len(sequence) for sequence in sequences)
+    length = longest if length is None else max(length, longest)
     input_ids = torch.full((len(sequences), length), pad_token_id, dtype=torch.long)
     attention_mask = torch.zeros((len(sequences), length), dtype=torch.long)
     for row, sequence in enumerate(sequences):
@@ -122,10 +129,21 @@ class Task(ABC, Generic[Instance]):
 
     #: the CLI sub-command and the ``task`` field of metrics.json
     name: ClassVar[str]
+    #: the task's recipe type (``paper()`` / ``official()``)
+    recipe_class: ClassVar[type[TaskRecipe]] = TaskRecipe
 
-    def __init__(self, data: Path, *, bad_lines: BadLines):
+    def __init__(self, data: Path, *, bad_lines: BadLines, recipe: TaskRecipe | None = None):
         self.data = Path(data)
         self.bad_lines = bad_lines
+        self.recipe = recipe if recipe is not None else self.recipe_class.paper()
+
+    def padded_length(self) -> int | None:
+        """The length batches are padded to: ``max_length`` under ``padding="max_length"``, else None (longest)."""
+        return self.recipe.max_length if self.recipe.padding == "max_length" else None
+
+    def crop_key(self, instance: Instance) -> str | None:
+        """The instance's key in a per-instance crop index (``crop_source="index"``); None: no crops."""
+        return None
 
     # ------------------------------------------------------------------ data
     @abstractmethod

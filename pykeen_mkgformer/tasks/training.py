@@ -21,7 +21,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from .task import TaskModel
 
-__all__ = ["TrainingSettings", "FineTuner", "predict", "length_bucketed_batches"]
+__all__ = ["TrainingSettings", "FineTuner", "predict", "length_bucketed_batches", "parameter_groups", "linear_schedule"]
 
 logger = logging.getLogger(__name__)
 
@@ -38,10 +38,15 @@ class TrainingSettings:
     lr: float = 5e-5
     #: learning rate of the task head (classifier, CRF); ``lr`` when None
     head_lr: float | None = None
+    #: learning rate of the vision tower (``encoder.vision_model.*`` and the crop groups' positions); ``lr`` when None
+    vision_lr: float | None = None
     weight_decay: float = 0.01
-    #: fraction of all steps spent warming the learning rate up from 0
+    #: decay every parameter (official) rather than matrices only
+    decay_all: bool = False
+    #: fraction of all steps spent warming the learning rate up from 0 (not rounded, as the official trainers)
     warmup_ratio: float = 0.1
-    max_grad_norm: float = 1.0
+    #: gradient-norm clipping; None (or <= 0): none
+    max_grad_norm: float | None = 1.0
     seed: int = 42
 
 
@@ -117,7 +122,7 @@ class FineTuner:
         steps_per_epoch = len(train_loader(torch.Generator().manual_seed(settings.seed)))
         optimizer = torch.optim.AdamW(self._parameter_groups(), lr=settings.lr)
         total_steps = steps_per_epoch * settings.epochs
-        scheduler = get_linear_schedule_with_warmup(optimizer, int(settings.warmup_ratio * total_steps), total_steps)
+        scheduler = linear_schedule(optimizer, settings, total_steps)
         state = {"epoch": 0, "history": [], "best_epoch": None, "best_f1": float("-inf"), "best_dev": None}
         resumed_from = self._resume(optimizer, scheduler, state)
 
@@ -132,7 +137,8 @@ class FineTuner:
                 loss = model.loss(_to_device(batch, self.device))
                 optimizer.zero_grad()
                 loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), settings.max_grad_norm)
+                if settings.max_grad_norm is not None and settings.max_grad_norm > 0:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), settings.max_grad_norm)
                 optimizer.step()
                 scheduler.step()
                 total_loss += float(loss.detach())
@@ -157,22 +163,10 @@ class FineTuner:
         }
 
     def _parameter_groups(self) -> list[dict]:
-        """No weight decay on biases and layer norms (as BERT fine-tuning does); the head at ``head_lr``."""
-        settings = self.settings
-        groups: dict[tuple[bool, bool], list] = {}
-        for name, parameter in self.model.named_parameters():
-            if parameter.requires_grad:
-                key = (name.startswith("encoder."), parameter.dim() >= 2)
-                groups.setdefault(key, []).append(parameter)
-        head_lr = settings.head_lr if settings.head_lr is not None else settings.lr
-        return [
-            {
-                "params": parameters,
-                "lr": settings.lr if in_encoder else head_lr,
-                "weight_decay": settings.weight_decay if decayed else 0.0,
-            }
-            for (in_encoder, decayed), parameters in sorted(groups.items())
-        ]
+        """Text tower at ``lr``, vision tower at ``vision_lr``, head at ``head_lr``; no weight decay on
+        biases and layer norms (as BERT fine-tuning does) unless ``decay_all``. Frozen parameters
+        (``requires_grad`` False) are left out, as the official RE optimizer leaves out its classifier."""
+        return parameter_groups(self.model, self.settings)
 
     def _save(self, optimizer, scheduler, state: dict) -> None:
         checkpoint = {
@@ -209,6 +203,39 @@ class FineTuner:
         state.update(checkpoint["state"])
         logger.info("resuming from %s after epoch %d", path, state["epoch"])
         return state["epoch"]
+
+
+def linear_schedule(optimizer: torch.optim.Optimizer, settings: TrainingSettings, total_steps: int):
+    """Linear warm-up over ``warmup_ratio * total_steps`` steps, *not rounded* (as the official trainers
+    pass it), then linear decay to 0: with 0.3 warm-up steps the first step still has rate 0."""
+    return get_linear_schedule_with_warmup(optimizer, settings.warmup_ratio * total_steps, total_steps)
+
+
+def _part(name: str) -> str:
+    """``"text"``, ``"vision"`` or ``"head"``: which learning rate a parameter of a :class:`TaskModel` gets."""
+    if not name.startswith("encoder."):
+        return "head"
+    if name.startswith(("encoder.vision_model.", "encoder.group_position_embeddings.")):
+        return "vision"
+    return "text"
+
+
+def parameter_groups(model: torch.nn.Module, settings: TrainingSettings) -> list[dict]:
+    """AdamW parameter groups of ``model`` under ``settings`` (see :meth:`FineTuner._parameter_groups`)."""
+    rates = {
+        "text": settings.lr,
+        "vision": settings.vision_lr if settings.vision_lr is not None else settings.lr,
+        "head": settings.head_lr if settings.head_lr is not None else settings.lr,
+    }
+    groups: dict[tuple[str, bool], list] = {}
+    for name, parameter in model.named_parameters():
+        if parameter.requires_grad:
+            key = (_part(name), settings.decay_all or parameter.dim() >= 2)
+            groups.setdefault(key, []).append(parameter)
+    return [
+        {"params": parameters, "lr": rates[part], "weight_decay": settings.weight_decay if decayed else 0.0}
+        for (part, decayed), parameters in sorted(groups.items())
+    ]
 
 
 def _save_atomically(payload: Any, path: Path) -> None:
