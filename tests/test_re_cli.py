@@ -36,7 +36,7 @@ def test_re_command_writes_metrics_predictions_and_weights(shared_data, tmp_path
     assert metrics["images"]["train"]["with_image"] == sum(instance.image in available for instance in train) > 0
     assert metrics["images"]["test"]["text_only"] == sum(instance.image not in available for instance in test)
     assert "text-only" in result.output
-    for name in ("model/encoder/hybrid_config.json", "model/head.safetensors", "model/task.json", "checkpoint.pt"):
+    for name in ("model/encoder/config.json", "model/encoder/model.safetensors", "model/head.safetensors", "model/task.json", "checkpoint.pt"):
         assert (output / name).is_file(), name
     assert "<s>" in (output / "model" / "tokenizer" / "tokenizer.json").read_text()
 
