@@ -12,7 +12,11 @@ the commands' thread policy respects), timed by the wall clock of that process:
 measurement: what a browser tab, a build or another PyTorch job does to a laptop's CPU.
 
     export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PYKEEN_MKGFORMER_DATA=/work/shared/data HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
-    flock /work/cpu.lock .venv/bin/python benchmarks/cpu_threads.py --output /tmp/cpu_threads
+    for only in MKGformer TransE RotatE '`re`' '`ner`' '`explain`' '`predict`'; do
+        flock /work/cpu.lock .venv/bin/python benchmarks/cpu_threads.py --output /tmp/cpu_threads --only "$only"
+    done
+
+(one workload per lock, so that the benchmark does not hold a shared machine for long).
 """
 
 from __future__ import annotations
@@ -148,15 +152,36 @@ def _load() -> str:
     return "{:.2f} / {:.2f} / {:.2f}".format(*os.getloadavg())
 
 
+def table_text(table: dict[str, dict], repeat: int, loads: list[str]) -> str:
+    lines = [
+        "| workload | unit | 1 thread alone | 2 threads alone | 1 thread beside a busy process | 2 threads beside a busy process "
+        "| busy / alone, 1 thread | busy / alone, 2 threads |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, row in table.items():
+        figures = [row.get(f"{c} {t}") for c in CONDITIONS for t in THREADS]
+        if None in figures:
+            continue
+        lines.append(
+            f"| {name} | {row['unit']} | " + " | ".join(f"{x:.2f}" for x in figures)
+            + f" | {figures[2] / figures[0]:.1f}x | {figures[3] / figures[1]:.1f}x |"
+        )
+    return (
+        "\n".join(lines) + f"\n\nEach cell: the fastest of {repeat} run(s), interleaved (1 then 2 threads, alone then busy). "
+        "Load average (1 / 5 / 15 min) at the end of each workload: " + "; ".join(loads) + "\n"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", type=Path, default=Path("/tmp/cpu_threads"))
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--epochs", type=int, default=3, help=argparse.SUPPRESS)
-    parser.add_argument("--mkgformer-epochs", type=int, default=3)
-    parser.add_argument("--kge-epochs", type=int, default=10)
-    parser.add_argument("--repeat", type=int, default=2, help="Runs of each cell; the table shows the fastest.")
-    parser.add_argument("--only", default=None, help="Only the workloads whose name contains this text.")
+    parser.add_argument("--mkgformer-epochs", type=int, default=2)
+    parser.add_argument("--kge-epochs", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=1, help="Runs of each cell; the table shows the fastest.")
+    parser.add_argument("--only", default=None, help="Only the workloads whose name contains this text; the cells "
+                        "measured before (OUTPUT/cells.json) stay in the table, so that each workload can hold the CPU lock alone.")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     if args.worker:
@@ -164,9 +189,11 @@ def main() -> None:
         return
     work = args.output.resolve()
     work.mkdir(parents=True, exist_ok=True)
-    loads = [f"before: {_load()}"]
-    args.query = prepare(work)
-    table: dict[str, dict] = {}
+    store = work / "cells.json"
+    saved = json.loads(store.read_text()) if store.exists() else dict(table={}, loads=[])
+    table, loads = saved["table"], saved["loads"]
+    needs_model = args.only is None or any(word in args.only for word in ("explain", "predict"))
+    args.query = prepare(work) if needs_model else ("?", "?")
     for name, (unit, run) in workloads(args, work).items():
         if args.only and args.only not in name:
             continue
@@ -179,27 +206,18 @@ def main() -> None:
                             seconds = run(threads)
                     else:
                         seconds = run(threads)
-                    row[(condition, threads)] = min(seconds, row.get((condition, threads), float("inf")))
+                    key = f"{condition} {threads}"
+                    row[key] = min(seconds, row.get(key, float("inf")))
                     print(json.dumps(dict(workload=name, condition=condition, threads=threads, seconds=round(seconds, 2),
                                           load=_load())), flush=True)
-        loads.append(f"after {name.split(',')[0]}: {_load()}")
-    lines = [
-        "| workload | unit | 1 thread alone | 2 threads alone | 1 thread beside a busy process | 2 threads beside a busy process "
-        "| busy / alone, 1 thread | busy / alone, 2 threads |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for name, row in table.items():
-        figures = [row[(c, t)] for c in CONDITIONS for t in THREADS]
-        lines.append(
-            f"| {name} | {row['unit']} | " + " | ".join(f"{x:.2f}" for x in figures)
-            + f" | {figures[2] / figures[0]:.1f}x | {figures[3] / figures[1]:.1f}x |"
-        )
-    body = "\n".join(lines) + f"\n\nEach cell: the fastest of {args.repeat} runs, interleaved. Load average (1 / 5 / 15 min) during the run: " + "; ".join(loads) + "\n"
+        loads.append(f"{name.split(',')[0].split(' (')[0]}: {_load()}")
+        store.write_text(json.dumps(dict(table=table, loads=loads), indent=1))
+    body = table_text(table, args.repeat, loads)
     print(body)
     (work / "table.md").write_text(body)
     if not args.no_write:
         write_section(SECTION, body, command="flock /work/cpu.lock .venv/bin/python benchmarks/cpu_threads.py "
-                      + " ".join(sys.argv[1:]))
+                      "--output OUT --only WORKLOAD, once per workload")
 
 
 if __name__ == "__main__":
