@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -18,6 +17,7 @@ from pykeen.triples import KGInfo
 from pykeen.typing import FloatTensor, InductiveMode, LongTensor
 from torch import nn
 
+from ..terminal import warn_at_caller
 from .entity_modeling import EntityModeling
 from .representation import EntityImages, EntityTokenRepresentation, initialize_token_rows_from_text
 
@@ -667,7 +667,7 @@ def _build_images(
         layout = ImageLayout.single(image_size, count=max_images or 1)
     if layout.max_images == 0 or not any(image_paths):
         if not any(image_paths):
-            warnings.warn("No entity has an image: MKGformer runs text-only.", stacklevel=3)
+            warn_at_caller("No entity has an image: MKGformer runs text-only.")
         return None
     patch = vision.patch_size
     bad = [side for _, side in layout.groups if side % patch]
