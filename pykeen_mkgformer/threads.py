@@ -86,4 +86,6 @@ def apply_thread_policy(requested: int | None = None) -> ThreadChoice:
     if choice.source in ("--threads", "default"):
         torch.set_num_threads(choice.threads)
         os.environ["OMP_NUM_THREADS"] = str(choice.threads)
-    return choice
+        return choice
+    # PyTorch caps the variable at the core count
+    return ThreadChoice(torch.get_num_threads(), choice.source)
