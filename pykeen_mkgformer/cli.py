@@ -32,14 +32,13 @@ def run_options(command: click.Command) -> click.Command:
 
     @functools.wraps(callback)
     def configured(*args, threads: int | None, verbose: bool, **kwargs):
-        from .terminal import configure_terminal
-        from .threads import apply_thread_policy
+        from .terminal import terminal
+        from .threads import thread_policy
 
-        configure_terminal(verbose=verbose)
-        choice = apply_thread_policy(threads)
-        if verbose:
-            click.echo(f"using {choice.describe()}", err=True)
-        return callback(*args, **kwargs)
+        with terminal(verbose=verbose), thread_policy(threads) as choice:
+            if verbose:
+                click.echo(f"using {choice.describe()}", err=True)
+            return callback(*args, **kwargs)
 
     command.callback = configured
     return command

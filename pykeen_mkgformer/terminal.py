@@ -14,11 +14,13 @@ its file and line, as Python does.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import warnings
+from typing import Iterator
 
-__all__ = ["configure_terminal", "warn_at_caller", "CpuMemoryNoticeFilter"]
+__all__ = ["terminal", "warn_at_caller", "CpuMemoryNoticeFilter"]
 
 #: top-level packages whose frames a warning of the plugin skips to reach the user's code
 INTERNAL_PACKAGES = frozenset({"pykeen_mkgformer", "pykeen", "class_resolver", "torch", "click"})
@@ -43,28 +45,41 @@ def _one_line(message, category, filename, lineno, file=None, line=None) -> None
         pass
 
 
-def configure_terminal(*, verbose: bool = False) -> None:
-    """Set up logging and warnings for a command (idempotent; the last call wins)."""
+@contextlib.contextmanager
+def terminal(*, verbose: bool = False) -> Iterator[None]:
+    """Logging and warnings for the duration of a command; everything is restored afterwards (for callers
+    that run commands in-process, such as tests)."""
     level = logging.INFO if verbose else logging.WARNING
     root = logging.getLogger()
-    if not root.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(levelname)s:%(name)s:%(message)s"))
-        root.addHandler(handler)
-    for handler in root.handlers:
-        if type(handler) is logging.StreamHandler:
-            handler.setLevel(level)
-    root.setLevel(level)
     memory = logging.getLogger(_MEMORY_LOGGER)
-    for existing in [f for f in memory.filters if isinstance(f, CpuMemoryNoticeFilter)]:
-        memory.removeFilter(existing)
-    if verbose:
-        warnings.simplefilter("default")
-        warnings.showwarning = _SHOWWARNING
-    else:
-        memory.addFilter(CpuMemoryNoticeFilter())
-        warnings.showwarning = _one_line
-
+    added = None
+    if not root.handlers:
+        added = logging.StreamHandler()
+        added.setFormatter(logging.Formatter("%(levelname)s:%(name)s:%(message)s"))
+        root.addHandler(added)
+    handlers = {handler: handler.level for handler in root.handlers if type(handler) is logging.StreamHandler}
+    root_level = root.level
+    notice = None if verbose else CpuMemoryNoticeFilter()
+    with warnings.catch_warnings():
+        for handler in handlers:
+            handler.setLevel(level)
+        root.setLevel(level)
+        if verbose:
+            warnings.simplefilter("default")
+            warnings.showwarning = _SHOWWARNING
+        else:
+            memory.addFilter(notice)
+            warnings.showwarning = _one_line
+        try:
+            yield
+        finally:
+            if notice is not None:
+                memory.removeFilter(notice)
+            root.setLevel(root_level)
+            for handler, handler_level in handlers.items():
+                handler.setLevel(handler_level)
+            if added is not None:
+                root.removeHandler(added)
 
 
 def warn_at_caller(message: str, category: type[Warning] = UserWarning) -> None:

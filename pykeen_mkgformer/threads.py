@@ -18,13 +18,14 @@ Python users who call the library (``run_demo`` and friends) keep whatever they 
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
-from typing import Literal, Mapping
+from typing import Iterator, Literal, Mapping
 
 import torch
 
-__all__ = ["DEFAULT_THREADS", "ENV_VARIABLES", "ThreadChoice", "choose_threads", "apply_thread_policy"]
+__all__ = ["DEFAULT_THREADS", "ENV_VARIABLES", "ThreadChoice", "choose_threads", "apply_thread_policy", "thread_policy"]
 
 #: intra-op threads when neither ``--threads`` nor the environment says otherwise (chosen from the measurements)
 DEFAULT_THREADS = 1
@@ -89,3 +90,18 @@ def apply_thread_policy(requested: int | None = None) -> ThreadChoice:
         return choice
     # PyTorch caps the variable at the core count
     return ThreadChoice(torch.get_num_threads(), choice.source)
+
+
+@contextlib.contextmanager
+def thread_policy(requested: int | None = None) -> Iterator[ThreadChoice]:
+    """:func:`apply_thread_policy` for the duration of a command; PyTorch's count and ``OMP_NUM_THREADS`` are
+    restored afterwards (for callers that run commands in-process, such as tests)."""
+    threads, variable = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")
+    try:
+        yield apply_thread_policy(requested)
+    finally:
+        torch.set_num_threads(threads)
+        if variable is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = variable

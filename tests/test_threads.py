@@ -85,3 +85,40 @@ def test_the_plugin_warning_points_at_the_caller_through_pykeen(tmp_path):
         model_resolver.make("MKGformer", triples_factory=factory, **tiny_model_kwargs(tmp_path))
     [warning] = [w for w in caught if "No entity has an image" in str(w.message)]
     assert warning.filename == __file__
+
+
+def test_an_in_process_command_restores_threads_terminal_and_environment(monkeypatch):
+    """Tests and notebooks run commands in-process: the policy and the terminal hold for the command only."""
+    import logging
+
+    import click
+    import torch
+    from click.testing import CliRunner
+
+    from pykeen_mkgformer.cli import _Commands
+
+    group, seen = _Commands(), {}
+
+    @group.command()
+    def probe():
+        seen.update(threads=torch.get_num_threads(), variable=os.environ.get("OMP_NUM_THREADS"),
+                    showwarning=warnings.showwarning, root=logging.getLogger().level)
+        click.echo("ran")
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
+    before = torch.get_num_threads()
+    showwarning, root = warnings.showwarning, logging.getLogger().level
+    try:
+        torch.set_num_threads(2)
+        result = CliRunner().invoke(group, ["probe"])
+        assert result.exit_code == 0 and "ran" in result.output, result.output
+        assert seen["threads"] == DEFAULT_THREADS and seen["variable"] == str(DEFAULT_THREADS)
+        assert seen["showwarning"] is not showwarning and seen["root"] == logging.WARNING
+        assert torch.get_num_threads() == 2 and "OMP_NUM_THREADS" not in os.environ
+        assert warnings.showwarning is showwarning and logging.getLogger().level == root
+        result = CliRunner().invoke(group, ["probe", "--threads", "2", "--verbose"])
+        assert result.exit_code == 0 and "using 2 CPU threads (--threads)" in result.output, result.output
+        assert seen["threads"] == 2 and seen["root"] == logging.INFO
+    finally:
+        torch.set_num_threads(before)
