@@ -6,6 +6,7 @@
 #   benchmarks/clone_check.sh --venv .venv           # copy this venv instead of installing (offline, faster)
 #   benchmarks/clone_check.sh --venv .venv tests/test_pykeen_cli.py tests/test_demo.py   # only these tests
 #   CLONE_CHECK_NO_WRITE=1 benchmarks/clone_check.sh ...   # do not record the outcome in RESULTS.md
+#   CLONE_CHECK_KEEP=1 benchmarks/clone_check.sh ...       # keep the clone's venv (removed by default)
 #
 # The clone is made from this checkout's HEAD (commit first). The outcome (pytest's summary line, the time,
 # the load average) is written to benchmarks/RESULTS.md, section "Tests from a clone named pykeen-mkgformer".
@@ -91,4 +92,5 @@ write_section("Tests from a clone named pykeen-mkgformer", body,
               command="benchmarks/clone_check.sh " + (f"--venv VENV {e['TESTS']}" if "copy" in e["HOW"] else e["TESTS"]))
 EOF
 fi
+[[ -z "${CLONE_CHECK_KEEP:-}" ]] && rm -rf "$clone/.venv"   # 2 GB; CLONE_CHECK_KEEP=1 keeps it
 exit "$status"
