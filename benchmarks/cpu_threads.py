@@ -180,7 +180,7 @@ def main() -> None:
     parser.add_argument("--mkgformer-epochs", type=int, default=2)
     parser.add_argument("--kge-epochs", type=int, default=5)
     parser.add_argument("--repeat", type=int, default=1, help="Runs of each cell; the table shows the fastest.")
-    parser.add_argument("--only", default=None, help="Only the workloads whose name contains this text; the cells "
+    parser.add_argument("--only", default=None, help="Only the workloads whose name starts with this text; the cells "
                         "measured before (OUTPUT/cells.json) stay in the table, so that each workload can hold the CPU lock alone.")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
@@ -192,10 +192,10 @@ def main() -> None:
     store = work / "cells.json"
     saved = json.loads(store.read_text()) if store.exists() else dict(table={}, loads=[])
     table, loads = saved["table"], saved["loads"]
-    needs_model = args.only is None or any(word in args.only for word in ("explain", "predict"))
+    needs_model = args.only is None or args.only.startswith(("`explain`", "`predict`"))
     args.query = prepare(work) if needs_model else ("?", "?")
     for name, (unit, run) in workloads(args, work).items():
-        if args.only and args.only not in name:
+        if args.only and not name.startswith(args.only):
             continue
         row = table[name] = dict(unit=unit)
         for _ in range(args.repeat):
