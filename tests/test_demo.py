@@ -77,3 +77,12 @@ def test_verbose_shows_everything(tmp_path):
 def test_demo_rejects_unknown_models(tmp_path):
     result = CliRunner().invoke(main, ["demo", "--output", str(tmp_path), "--model", "DistMult"])
     assert result.exit_code != 0 and "DistMult" in result.output
+
+
+def test_memory_options_follow_the_device():
+    from pykeen_mkgformer.demo import training_kwargs_for
+
+    assert training_kwargs_for("cpu") == dict(training_kwargs=dict(pin_memory=False),
+                                              training_loop_kwargs=dict(automatic_memory_optimization=False))
+    assert training_kwargs_for("cuda:0")["training_kwargs"]["pin_memory"] is True
+    assert training_kwargs_for("cuda")["training_loop_kwargs"]["automatic_memory_optimization"] is True
