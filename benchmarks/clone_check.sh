@@ -74,7 +74,7 @@ echo "clone_check: exit $status, $summary, install ${install} s, tests ${seconds
 
 if [[ -z "${CLONE_CHECK_NO_WRITE:-}" ]]; then
     cd "$here"
-    CLONE="$clone" HOW="$how" TESTS="${tests[*]}" STATUS="$status" SUMMARY="$summary" INSTALL="$install" SECONDS_="$seconds" LOAD="$load" \
+    COMMIT="$(git -C "$clone" rev-parse --short HEAD)" CLONE="$clone" HOW="$how" TESTS="${tests[*]}" STATUS="$status" SUMMARY="$summary" INSTALL="$install" SECONDS_="$seconds" LOAD="$load" \
     "$clone/.venv/bin/python" - <<'EOF'
 import os
 import sys
@@ -84,9 +84,9 @@ from _results import write_section
 
 e = os.environ
 body = (
-    "| clone | install | tests | pytest | exit | install (s) | tests (s) | load average (1/5/15 min) at the end |\n"
-    "|---|---|---|---|---|---|---|---|\n"
-    f"| `{e['CLONE']}` | {e['HOW']} | `{e['TESTS']}` | {e['SUMMARY']} | {e['STATUS']} | {e['INSTALL']} | {e['SECONDS_']} | {e['LOAD']} |\n"
+    "| clone | commit | install | tests | pytest | exit | install (s) | tests (s) | load average (1/5/15 min) at the end |\n"
+    "|---|---|---|---|---|---|---|---|---|\n"
+    f"| `{e['CLONE']}` | {e['COMMIT']} | {e['HOW']} | `{e['TESTS']}` | {e['SUMMARY']} | {e['STATUS']} | {e['INSTALL']} | {e['SECONDS_']} | {e['LOAD']} |\n"
 )
 write_section("Tests from a clone named pykeen-mkgformer", body,
               command="benchmarks/clone_check.sh " + (f"--venv VENV {e['TESTS']}" if "copy" in e["HOW"] else e["TESTS"]))
