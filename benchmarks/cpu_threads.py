@@ -153,9 +153,10 @@ def _load() -> str:
 
 def table_text(table: dict[str, dict], repeat: int, loads: list[str]) -> str:
     lines = [
-        "| workload | unit | 1 thread alone | 2 threads alone | 1 thread beside a busy process | 2 threads beside a busy process "
-        "| busy / alone, 1 thread | busy / alone, 2 threads |",
-        "|---|---|---|---|---|---|---|---|",
+        "| workload | unit | 1 thread, no busy process | 2 threads, no busy process | 1 thread beside a busy process "
+        "| 2 threads beside a busy process | busy / not, 1 thread | busy / not, 2 threads | 2 / 1 threads, no busy process "
+        "| 2 / 1 threads, busy |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, row in table.items():
         figures = [row.get(f"{c} {t}") for c in CONDITIONS for t in THREADS]
@@ -163,11 +164,13 @@ def table_text(table: dict[str, dict], repeat: int, loads: list[str]) -> str:
             continue
         lines.append(
             f"| {name} | {row['unit']} | " + " | ".join(f"{x:.2f}" for x in figures)
-            + f" | {figures[2] / figures[0]:.1f}x | {figures[3] / figures[1]:.1f}x |"
+            + f" | {figures[2] / figures[0]:.1f}x | {figures[3] / figures[1]:.1f}x"
+            + f" | {figures[1] / figures[0]:.1f}x | {figures[3] / figures[2]:.1f}x |"
         )
     return (
-        "\n".join(lines) + f"\n\nEach cell: the fastest of {repeat} run(s), interleaved (1 then 2 threads, alone then busy). "
-        "Load average (1 / 5 / 15 min) at the end of each workload: " + "; ".join(loads) + "\n"
+        "\n".join(lines) + f"\n\nEach cell: the fastest of {repeat} run(s), interleaved (1 then 2 threads, without then "
+        "beside the busy process). Load average (1 / 5 / 15 min) at the end of each group of workloads: "
+        + "; ".join(loads) + "\n"
     )
 
 
