@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import click
@@ -15,7 +16,42 @@ from .tasks.cli import task_command
 __all__ = ["main"]
 
 
-@click.group()
+def run_options(command: click.Command) -> click.Command:
+    """Give ``command`` the options every command shares, ``--threads`` and ``--verbose``, and apply them
+    (the thread policy of :mod:`pykeen_mkgformer.threads`, the terminal of :mod:`pykeen_mkgformer.terminal`)
+    before it runs: the one place where both are set."""
+    if any(parameter.name == "threads" for parameter in command.params) or command.callback is None:
+        return command
+    command.params.extend([
+        click.Option(["--threads"], type=click.IntRange(min=1), default=None,
+                     help="PyTorch's CPU threads [default: OMP_NUM_THREADS when set, else 1: a second thread buys "
+                          "little for these models and loses much beside another busy program, see RESULTS.md]."),
+        click.Option(["--verbose"], is_flag=True, help="Print every log line and warning, with its origin."),
+    ])
+    callback = command.callback
+
+    @functools.wraps(callback)
+    def configured(*args, threads: int | None, verbose: bool, **kwargs):
+        from .terminal import terminal
+        from .threads import thread_policy
+
+        with terminal(verbose=verbose), thread_policy(threads) as choice:
+            if verbose:
+                click.echo(f"using {choice.describe()}", err=True)
+            return callback(*args, **kwargs)
+
+    command.callback = configured
+    return command
+
+
+class _Commands(click.Group):
+    """The command group: every sub-command, whichever module adds it, gets :func:`run_options`."""
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        super().add_command(run_options(cmd), name)
+
+
+@click.group(cls=_Commands)
 @click.version_option(package_name="pykeen-mkgformer")
 def main() -> None:
     """MKGformer for PyKEEN: multimodal link prediction, relation extraction and NER."""

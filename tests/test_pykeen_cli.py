@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import torch
 from kgc_support import REPO_ROOT, run_command
 
+import pykeen_mkgformer
 from pykeen_mkgformer.kgc import MKGformer
 from pykeen_mkgformer.kgc.presets import resolve_encoder, tiny_text_encoder, tiny_vision_encoder
 from pykeen_mkgformer.pykeen_cli import _no_option, mkgformer_options
@@ -27,9 +29,46 @@ def pykeen(*args: str, tmp_path: Path, timeout: float = 240):
     return run_command([*pykeen_command(), *args], cwd=tmp_path, env=env, timeout=timeout)
 
 
+#: a warning as Python prints it: ``FILE:LINE: CATEGORY: MESSAGE`` (FILE may hold spaces and colons)
+WARNING_LINE = re.compile(r"^(?P<file>.+?):(?P<line>\d+): (?P<category>\w*(?:Warning|Error)): (?P<message>.*)$")
+PACKAGE = Path(pykeen_mkgformer.__file__).resolve().parent
+
+
+def plugin_warnings(stderr: str) -> list[str]:
+    """The warnings that concern the plugin, by category and origin: a warning raised in the plugin's package,
+    a warning whose message (not its path: the checkout may lie anywhere, under any name) names MKGformer, or a
+    WARNING record of the plugin's loggers. Library warnings about other things (``pin_memory``, ...) pass."""
+    found = []
+    for line in stderr.splitlines():
+        line = line.rstrip()
+        match = WARNING_LINE.match(line)
+        if match:
+            origin = Path(match["file"]).resolve()
+            if origin.is_relative_to(PACKAGE) or "mkgformer" in match["message"].lower():
+                found.append(line)
+        elif re.match(r"^(WARNING|ERROR|CRITICAL):pykeen_mkgformer\b", line):
+            found.append(line)
+    return found
+
+
+def test_plugin_warnings_are_told_by_origin_and_message_not_path(tmp_path):
+    checkout = tmp_path / "a dir" / "pykeen-mkgformer"
+    library = f"{checkout}/.venv/lib/python3.11/site-packages/torch/utils/data/dataloader.py"
+    stderr = "\n".join([
+        f"{library}:759: UserWarning: 'pin_memory' argument is set as true but no accelerator is found",
+        "  super().__init__(loader)",
+        f"{PACKAGE / 'kgc' / 'model.py'}:670: UserWarning: something of the plugin",
+        f"{checkout}/run.py:3: UserWarning: No entity has an image: MKGformer runs text-only.",
+        "WARNING:pykeen_mkgformer.data.readers:a record of the plugin",
+        "WARNING:torch_max_mem.api:a record of a library",
+        "INFO:pykeen_mkgformer.demo:training MKGformer",
+    ])
+    assert plugin_warnings(stderr) == stderr.splitlines()[2:5]
+
+
 def assert_quiet(process) -> None:
     assert "Unable to handle parameter" not in process.stdout + process.stderr, process.stderr[-3000:]
-    warnings = [line for line in process.stderr.splitlines() if "mkgformer" in line.lower() and "warn" in line.lower()]
+    warnings = plugin_warnings(process.stderr)
     assert not warnings, warnings
 
 

@@ -13,7 +13,7 @@ import io
 
 import numpy as np
 
-__all__ = ["COLORMAP", "MAX_OPACITY", "color", "overlay", "png_data_uri"]
+__all__ = ["COLORMAP", "MAX_OPACITY", "color", "overlay", "png_data_uri", "weight_text"]
 
 #: anchors of the colour map, evenly spaced over [0, 1] (after matplotlib's "inferno")
 COLORMAP: tuple[tuple[int, int, int], ...] = (
@@ -63,3 +63,19 @@ def png_data_uri(pixels: np.ndarray) -> str:
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="PNG", optimize=True)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def weight_text(weight: float) -> str:
+    """An attention weight as the page and the PNG print it: 4 decimals from 0.001 up, below that two
+    significant digits (``1.2e-4``, never ``0.0000`` for a weight that is not 0), ``0`` for exactly 0.
+
+    The page's script has the same function, ``fmt`` (:data:`pykeen_mkgformer.explain.html.SCRIPT`).
+    """
+    weight = float(weight)
+    if weight == 0:
+        return "0"
+    if not abs(weight) < 1e-3:  # also inf / nan
+        return f"{weight:.4f}"
+    mantissa, exponent = f"{weight:.1e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .colors import color, overlay
+from .colors import color, overlay, weight_text
 from .explanation import Explanation
 
 __all__ = ["render_png", "write_png", "default_png_tokens"]
@@ -87,9 +87,9 @@ def render_png(explanation: Explanation, tokens: Sequence[int] | None = None):
                 relative = weights / top if top > 0 else np.zeros_like(weights)
                 canvas.paste(Image.fromarray(overlay(slot.pixels, relative, size)), (x, y + CELL - size))
                 draw.rectangle([x - 1, y + CELL - size - 1, x + size, y + CELL], outline=(200, 200, 205))
-                draw.text((x, y + CELL + 4), f"image {slot.index + 1}: patches {float(weights.sum()):.3f}", fill=(80, 80, 90), font=small)
+                draw.text((x, y + CELL + 4), f"image {slot.index + 1}: patches {weight_text(weights.sum())}", fill=(80, 80, 90), font=small)
                 if slot.has_class_token:
-                    draw.text((x, y + CELL + 18), f"class token {float(row[slot.token_start]):.3f}", fill=(80, 80, 90), font=small)
+                    draw.text((x, y + CELL + 18), f"class token {weight_text(row[slot.token_start])}", fill=(80, 80, 90), font=small)
                 x += column + PAD
             y += row_height
     # colour bar

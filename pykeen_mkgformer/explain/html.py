@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .colors import COLORMAP, MAX_OPACITY, color, png_data_uri
+from .colors import COLORMAP, MAX_OPACITY, color, png_data_uri, weight_text
 from .explanation import Explanation, FusedLayer, ImageSlot
 
 __all__ = ["render_html", "write_html"]
@@ -81,7 +81,7 @@ SCRIPT = """
     const low = Math.min(Math.floor(v), colormap.length - 2), f = v - low;
     return colormap[low].map((a, i) => Math.round(a + (colormap[low + 1][i] - a) * f));
   }
-  function fmt(x) { return x.toFixed(4); }
+  function fmt(x) { if (x === 0) { return "0"; } return Math.abs(x) < 1e-3 ? x.toExponential(1) : x.toFixed(4); }
   function select(token) {
     document.querySelectorAll(".tok").forEach(b => b.setAttribute("aria-pressed", String(Number(b.dataset.token) === token)));
     const chooser = document.getElementById("token-select");
@@ -189,12 +189,12 @@ def _heatmap(layer: FusedLayer, slot: ImageSlot, token: int, top: float, largest
         v = float(w) / top if top > 0 else 0.0
         r, g, b = color(v)
         cells.append(
-            f'<div class="cell" data-cell="{c}" title="patch ({c // slot.grid}, {c % slot.grid}): {w:.4f}" '
+            f'<div class="cell" data-cell="{c}" title="patch ({c // slot.grid}, {c % slot.grid}): {weight_text(w)}" '
             f'style="background-color: rgba({r},{g},{b},{MAX_OPACITY * v:.3f})"></div>'
         )
     mass = float(weights.sum())
     cls = (
-        f' · class token <span class="cls">{layer.class_weight(token, slot):.4f}</span>' if slot.has_class_token else ""
+        f' · class token <span class="cls">{weight_text(layer.class_weight(token, slot))}</span>' if slot.has_class_token else ""
     )
     return (
         f'<figure class="heatmap" data-image="{slot.index}">'
@@ -203,7 +203,7 @@ def _heatmap(layer: FusedLayer, slot: ImageSlot, token: int, top: float, largest
         f'<div class="grid" style="grid-template-columns:repeat({slot.grid},1fr);grid-template-rows:repeat({slot.grid},1fr)">'
         + "".join(cells)
         + f"</div></div><figcaption>image {slot.index + 1} ({slot.side} px, {slot.grid}×{slot.grid} patches): "
-        f'patches <span class="mass">{mass:.4f}</span>{cls}</figcaption></figure>'
+        f'patches <span class="mass">{weight_text(mass)}</span>{cls}</figcaption></figure>'
     )
 
 
@@ -223,7 +223,7 @@ def _layer_section(explanation: Explanation, k: int, layer: FusedLayer, token: i
         ramp = ", ".join(f"rgb{color(i / 10)}" for i in range(11))
         parts.append(
             f'<div class="legend">0<span class="ramp" style="background: linear-gradient(to right, {ramp})"></span>'
-            f'<span class="peak">{top:.4f}</span> (colour relative to this token\'s largest patch weight in this layer)</div>'
+            f'<span class="peak">{weight_text(top)}</span> (colour relative to this token\'s largest patch weight in this layer)</div>'
         )
     else:
         parts.append('<p class="muted">No CAF weights in this layer (no images, or CAF switched off).</p>')
@@ -240,7 +240,7 @@ def _layer_section(explanation: Explanation, k: int, layer: FusedLayer, token: i
             parts.append(
                 f'<span class="label" data-token="{tok.index}" title="{_e(tok.text)}">{_e(tok.text)}</span>'
                 f'<div class="track"><div class="bar" style="width:{width:.1f}%"></div></div>'
-                f'<span class="num">{value:.4f}</span>'
+                f'<span class="num">{weight_text(value)}</span>'
             )
         parts.append("</div>")
     elif explanation.has_images:

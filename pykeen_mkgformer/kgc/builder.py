@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from ..terminal import warn_at_caller
 from .representation import EntityImages, initialize_token_rows_from_text
 
 if TYPE_CHECKING:
@@ -218,7 +219,7 @@ def build_images(
         layout = ImageLayout.single(image_size, count=max_images or 1)
     if layout.max_images == 0 or not any(image_paths):
         if not any(image_paths):
-            warnings.warn("No entity has an image: MKGformer runs text-only.", stacklevel=3)
+            warn_at_caller("No entity has an image: MKGformer runs text-only.")
         return None
     patch = vision.patch_size
     bad = [side for _, side in layout.groups if side % patch]

@@ -16,6 +16,7 @@ from pykeen.triples import KGInfo
 from pykeen.typing import FloatTensor, InductiveMode, LongTensor
 from torch import nn
 
+from ..terminal import warn_at_caller
 from .entity_modeling import EntityModeling
 from .representation import (
     EntityBias,
