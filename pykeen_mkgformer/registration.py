@@ -121,10 +121,23 @@ def register_with_pykeen() -> None:
     waits for it through :mod:`pykeen_mkgformer._pykeen_shim`; ``pykeen train mkgformer`` gets its
     options from :mod:`pykeen_mkgformer.pykeen_cli` the same way.
     """
+    _pykeen_shim.when_model_resolver_exists(_register_all)
+    _pykeen_shim.add_model_cli_options(plugin_model_options)
+
+
+def plugin_model_options() -> dict[str, Any]:
+    """Click options (or no-ops) for the parameters of every plugin model, keyed by parameter name.
+
+    PyKEEN's ``pykeen train MODEL`` takes an option from ``CLI_OPTIONS`` by parameter name; the first
+    model that names a parameter gives its option (MKGformer first), and PyKEEN's own entries are kept.
+    """
     from .pykeen_cli import mkgformer_options
 
-    _pykeen_shim.when_model_resolver_exists(_register_all)
-    _pykeen_shim.add_model_cli_options(mkgformer_options)
+    options: dict[str, Any] = {}
+    for path in PYKEEN_MODELS:
+        for name, option in mkgformer_options(resolve(path)).items():
+            options.setdefault(name, option)
+    return options
 
 
 def _register_baselines(resolver: Any) -> None:

@@ -21,6 +21,9 @@ ROOT = REPO_ROOT / PACKAGE
 
 #: the layer of each top-level module or sub-package: imports may only go to a lower number (or stay inside)
 LAYER = {
+    # process-wide runtime settings (threads, terminal): import nothing of the package, usable by every layer
+    "threads": -1,
+    "terminal": -1,
     "data": 0,
     "encoder": 1,
     "kgc": 2,
@@ -49,6 +52,8 @@ ALLOWED_PRIVATE: set[tuple[str, str, str]] = set()
 ALLOWED_WRITES = {
     ("pykeen_mkgformer._pykeen_shim", "ClassResolver.from_subclasses"),
     ("pykeen_mkgformer.kgc.training", "training_loop._create_training_data_loader"),
+    # not a patch: Python documents warnings.showwarning as the function to replace to format warnings
+    ("pykeen_mkgformer.terminal", "warnings.showwarning"),
 }
 
 
