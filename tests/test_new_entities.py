@@ -227,7 +227,7 @@ def test_predict_command_on_a_pipeline_folder_with_new_entities(saved, shapes, t
     again = runner.invoke(main, ["predict", "--model", str(extended_dir), "--tail", "red circle", "--relation",
                                  "same_colour_as", "--json"])
     assert again.exit_code == 0, again.output
-    assert json.loads(again.output)["query"] == ["?", "same_colour_as", "new_b"]
+    assert json.loads(again.stdout)["query"] == ["?", "same_colour_as", "new_b"], again.stderr
     rank = runner.invoke(main, ["predict", "--model", str(extended_dir), "--head", "object_002", "--relation",
                                 "larger_than", "--tail", "new_a"])
     assert rank.exit_code == 0 and "new_a: rank" in rank.output, rank.output
