@@ -32,6 +32,8 @@ setup(
         "click",
         "numpy",
         "pystow",
+        # PyKEEN's docstring metadata (the citation block of model and interaction docstrings)
+        "docdata",
         "safetensors",
     ],
     extras_require={

@@ -33,6 +33,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from docdata import parse_docdata
 import torch
 from pykeen.nn.modules import Interaction
 from torch import nn
@@ -42,6 +43,7 @@ from .inputs import QueryBatch, QueryLayout
 __all__ = ["MKGformerInteraction"]
 
 
+@parse_docdata
 class MKGformerInteraction(Interaction):
     r"""MKGformer's interaction: the hybrid encoder plus the MLM transform, scored against entity tokens.
 
@@ -180,7 +182,8 @@ class MKGformerInteraction(Interaction):
         return scores.view(prefix)
 
     # docstr-coverage: inherited
-    def forward(self, h: Any, r: torch.LongTensor, t: Sequence[torch.FloatTensor]) -> torch.FloatTensor:  # noqa: D102
+    def forward(self, h: Any, r: torch.LongTensor, t: Sequence[torch.FloatTensor]) -> torch.FloatTensor:
+        """Scores of broadcast ``(head inputs, relation token ids, (candidate embeddings, biases))``: one encoder pass per query row."""
         embeddings, bias = t
         queries = self.encode_hr(h, r)
         return self._score_broadcast(queries, embeddings, bias)

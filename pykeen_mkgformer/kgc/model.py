@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+from docdata import parse_docdata
 import torch
 from class_resolver import HintOrType
 from pykeen.losses import BCEWithLogitsLoss, Loss
@@ -46,6 +47,7 @@ TEXT_TOKENS, TOKEN_EMBEDDING, BIAS, IMAGES = 0, 1, 2, 3
 MULTIMODAL_ATTRIBUTES = ("entity_names", "entity_descriptions", "entity_images", "relation_texts")
 
 
+@parse_docdata
 class MKGformer(ERModel):
     r"""MKGformer: a hybrid text + vision transformer that predicts the missing entity as a masked token.
 

@@ -30,6 +30,7 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from docdata import parse_docdata
 import torch
 from class_resolver import OptionalKwargs
 from pykeen.models.nbase import ERModel
@@ -184,6 +185,7 @@ def _multimodal_kwargs(triples_factory: Any, shape: int, dtype: torch.dtype, kwa
     return dict(kwargs, shape=shape, dtype=dtype)
 
 
+@parse_docdata
 class MultimodalRotatE(ERModel):
     r"""RotatE over MKGformer's multimodal entity vectors (optionally combined with a free embedding).
 
