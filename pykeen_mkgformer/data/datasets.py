@@ -376,7 +376,7 @@ class WN18IMGMini(MultimodalDataset):
                         relation_texts=("relation2text.tsv",),
                         entity_long_texts=("entity2textlong.tsv",),
                     ),
-                    pathlib.Path(image_root) if image_root else None,
+                    pathlib.Path(image_root).expanduser().resolve() if image_root else None,
                 )
             ],
             image_folder=_wordnet_image_folder,
