@@ -127,7 +127,7 @@ def workloads(args, work: Path) -> dict[str, tuple[str, object]]:
         "`re` (MiniLM, 32 instances, 1 epoch)": ("s / command", task("re", data / "mnre")),
         "`ner` (MiniLM, 32 instances, 1 epoch)": ("s / command", task("ner", data / "twitter2017")),
         "`explain` (the MKGformer above)": ("s / command", query("explain", "--head", head, "--relation", relation,
-                                                                 "--output", str(work / "page.html"))),
+                                                                 "--output", str(work / "page.html"), "--overwrite")),
         "`predict` (the MKGformer above)": ("s / command", query("predict", "--head", head, "--relation", relation)),
     }
 
