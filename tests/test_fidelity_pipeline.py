@@ -84,11 +84,11 @@ def mnre_folder(tmp_path_factory) -> Path:
     return root
 
 
-def _re_pipeline(root: Path, text: Path, recipe: RERecipe):
-    """The plugin's official RE pipeline on the test split: (model in float64, batch in file order)."""
+def _task_pipeline(task_class, root: Path, text: Path, recipe):
+    """The plugin's pipeline for ``task_class`` on the test split: (task, model in float64, batch in file order, tokenizer)."""
     options = RunOptions(data=root / "data", output=root / "unused", text_encoder=str(text),
                          crops=root / "crops", small_crops=root / "rcnn", recipe=recipe)
-    task = RelationExtraction(root / "data", bad_lines=BadLines(), recipe=recipe)
+    task = task_class(root / "data", bad_lines=BadLines(), recipe=recipe)
     splits = {split: task.read(split) for split in ("train", "test")}
     torch.manual_seed(0)
     bundle = load_encoder(text, "tiny", fusion_variant=recipe.fusion_variant)
@@ -98,7 +98,13 @@ def _re_pipeline(root: Path, text: Path, recipe: RERecipe):
     torch.manual_seed(1)
     model = task.build_model(bundle.encoder).double().eval()
     batch = data._collate(list(zip(data.features["test"], data.pixels["test"])))
-    return model, _double(batch), bundle.tokenizer
+    return task, model, _double(batch), bundle.tokenizer
+
+
+def _re_pipeline(root: Path, text: Path, recipe: RERecipe):
+    """The plugin's official RE pipeline on the test split: (model in float64, batch in file order)."""
+    _, model, batch, tokenizer = _task_pipeline(RelationExtraction, root, text, recipe)
+    return model, batch, tokenizer
 
 
 def _double(batch: dict) -> dict:
@@ -218,19 +224,7 @@ def conll_folder(tmp_path_factory) -> Path:
 
 
 def _ner_pipeline(root: Path, text: Path, recipe: NERRecipe):
-    options = RunOptions(data=root / "data", output=root / "unused", text_encoder=str(text),
-                         crops=root / "crops", small_crops=root / "rcnn", recipe=recipe)
-    task = NamedEntityRecognition(root / "data", bad_lines=BadLines(), recipe=recipe)
-    splits = {split: task.read(split) for split in ("train", "test")}
-    torch.manual_seed(0)
-    bundle = load_encoder(text, "tiny", fusion_variant=recipe.fusion_variant)
-    task.setup(bundle.tokenizer, bundle.encoder, splits["train"])
-    images = build_images(recipe, bundle, options)
-    data = PreparedData(task, splits, bundle.tokenizer, images, max_length=recipe.max_length, batch_size=8, progress=False)
-    torch.manual_seed(1)
-    model = task.build_model(bundle.encoder).double().eval()
-    batch = data._collate(list(zip(data.features["test"], data.pixels["test"])))
-    return task, model, _double(batch), bundle.tokenizer
+    return _task_pipeline(NamedEntityRecognition, root, text, recipe)
 
 
 @pytest.mark.parametrize("max_seq", [128, 24])  # 24: the long sentence is cut to max_seq - 2 pieces
