@@ -53,6 +53,7 @@ RESOLVERS: dict[str, tuple[str, str, str]] = {
     "callback": ("pykeen.training.callbacks", "callback_resolver", "pykeen.training.callbacks:TrainingCallback"),
     "interaction": ("pykeen.nn.modules", "interaction_resolver", "pykeen.nn.modules:Interaction"),
     "representation": ("pykeen.nn", "representation_resolver", "pykeen.nn.representation:Representation"),
+    "training_loop": ("pykeen.training", "training_loop_resolver", "pykeen.training.training_loop:TrainingLoop"),
 }
 
 #: other components: (resolver key in :data:`RESOLVERS`, "module:Class")
@@ -68,6 +69,8 @@ PYKEEN_COMPONENTS: list[tuple[str, str]] = [
     ("representation", "pykeen_mkgformer.kgc.representation:EntityBias"),
     ("representation", "pykeen_mkgformer.kgc.representation:EntityImageRepresentation"),
     ("representation", "pykeen_mkgformer.kgc.multimodal:MultimodalEntityRepresentation"),
+    # AdaMF-MAT's modality-adversarial training: training_loop="ModalityAdversarial"
+    ("training_loop", "pykeen_mkgformer.baselines.adversarial:ModalityAdversarialTrainingLoop"),
 ]
 
 #: functions ("module:function") called once PyKEEN's model resolver exists (and so ``pykeen.nn``'s

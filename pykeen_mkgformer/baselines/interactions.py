@@ -220,7 +220,8 @@ class AdaptiveFusionInteraction(Interaction):
         \mathbf{e} = \sum_{m \in \{s, v, x\}} \alpha_m \mathbf{e}_m, \quad
         f = -\sum_k |h_k e^{i\theta_{r,k}} - t_k|
 
-    The papers' adversarial modality generation is not included (optional in the issue).
+    The papers' modality-adversarial training is a training loop, not part of the score:
+    :class:`~pykeen_mkgformer.baselines.adversarial.ModalityAdversarialTrainingLoop`.
     """
 
     entity_shape = ("d", "d", "d")
