@@ -34,7 +34,8 @@ def toy_multimodal_graph(tmp_path_factory):
     relation_to_id = {"member_of": 0, "peer": 1}
 
     def factory(rows):
-        return TriplesFactory.from_labeled_triples(np.asarray(rows, dtype=str), entity_to_id=entity_to_id, relation_to_id=relation_to_id)
+        labeled = np.asarray(rows, dtype=str)
+        return TriplesFactory.from_labeled_triples(labeled, entity_to_id=entity_to_id, relation_to_id=relation_to_id)
 
     dataset = EagerDataset(training=factory(train), testing=factory(test))  # no validation: fixed epochs
     folder = tmp_path_factory.mktemp("toy-features")
