@@ -62,7 +62,7 @@ def pipeline_kwargs(dataset: str, variant: str, fusion_variant: str = "paper") -
     from pykeen_mkgformer.demo import default_model_settings
     from pykeen_mkgformer.kgc.presets import tiny_model_kwargs
 
-    if dataset == "ShapesKG":  # the configuration of tests/test_kgc_quality.py
+    if dataset == "ShapesKG":  # the configuration of tests/kgc/test_kgc_quality.py
         kwargs: dict[str, Any] = dict(
             model="MKGformer",
             model_kwargs=tiny_model_kwargs(fusion_layers=2, entity_modeling_epochs=30, entity_modeling_lr=1e-2),
@@ -213,7 +213,7 @@ def main() -> None:
         body = (
             "Tiny random towers (2 layers, 32 wide; 32 px images), CPU, one thread per run; mean ± standard "
             f"deviation over seeds {', '.join(map(str, args.seeds))}. Filtered, realistic ranks from PyKEEN's "
-            "`RankBasedEvaluator`. ShapesKG: the configuration of `tests/test_kgc_quality.py` (M = 2, 30 + 30 "
+            "`RankBasedEvaluator`. ShapesKG: the configuration of `tests/kgc/test_kgc_quality.py` (M = 2, 30 + 30 "
             "epochs, BCE), tail prediction for held-out heads. WN18IMGMini: the demo's MKGformer (M = 1, 2 + 40 "
             "epochs, cross-entropy), both sides.\n\n" + table
         )

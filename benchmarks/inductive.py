@@ -14,7 +14,7 @@ The transductive row is the same trained model on the seen entities' test triple
 validation heads, which had ids but no triples). TransE and RotatE cannot embed an entity that was
 not trained: no number.
 
-Datasets: ``ShapesKG`` (held out: its 6 test heads; the configuration of ``tests/test_kgc_quality.py``)
+Datasets: ``ShapesKG`` (held out: its 6 test heads; the configuration of ``tests/kgc/test_kgc_quality.py``)
 and ``WN18IMGMini`` (held out: 10% of the entities with images and triples, seed 0; the demo's
 MKGformer configuration; images from ``$PYKEEN_MKGFORMER_DATA/wn18_images``).
 

@@ -39,7 +39,7 @@ the new token rows only) are summed over ranks with one all-reduce:
 the single-process gradient of the same global batch. All ranks then take the same Adam step from
 the same state, so they stay identical, and the result equals single-process stage 1 up to
 floating-point summation order and dropout masks (each rank draws its own; with dropout 0 the two
-agree to rounding, see ``tests/test_ddp.py``). A rank whose shard is empty (the last, short batch)
+agree to rounding, see ``tests/kgc/test_ddp.py``). A rank whose shard is empty (the last, short batch)
 contributes a zero gradient.
 """
 
