@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 from hypothesis import strategies as st
 from PIL import Image
+from text_readers import TEXT_READERS, TextReader
 
 from pykeen_mkgformer.data.errors import DataError, ImageError, MalformedLineError
 from pykeen_mkgformer.data.textfiles import BadLines
@@ -128,49 +129,38 @@ def _conll_line() -> st.SearchStrategy[bytes]:
 
 @dataclasses.dataclass(frozen=True)
 class FuzzedReader:
-    """A reader under fuzzing: its file name, line strategy and ``read(path, bad_lines)``."""
+    """A text reader of the package (from ``text_readers.py``) and the strategy of its lines."""
 
-    name: str
-    file_name: str
+    reader: TextReader
     line: Callable[[], st.SearchStrategy[bytes]]
-    read: Callable
-    conll: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.reader.name
+
+    @property
+    def file_name(self) -> str:
+        return self.reader.file_name
+
+    @property
+    def read(self) -> Callable:
+        return self.reader.read
+
+    @property
+    def conll(self) -> bool:
+        return self.reader.conll
 
 
-def _read_triples(path, bad_lines):
-    from pykeen_mkgformer.data.readers import read_triples
-
-    return list(read_triples(path, bad_lines=bad_lines))
-
-
-def _read_table(path, bad_lines):
-    from pykeen_mkgformer.data.readers import read_text_table
-
-    return list(read_text_table(path, bad_lines=bad_lines))
-
-
-def _read_mnre(path, bad_lines):
-    from pykeen_mkgformer.re import read_mnre
-
-    return read_mnre(path, bad_lines=bad_lines)
-
-
-def _read_conll(path, bad_lines):
-    from pykeen_mkgformer.ner import read_conll
-
-    return read_conll(path, bad_lines=bad_lines)
-
-
-FUZZED_READERS: dict[str, FuzzedReader] = {
-    reader.name: reader
-    for reader in (
-        FuzzedReader("LP triples", "train.tsv", _triple_line, _read_triples),
-        FuzzedReader("LP entity2text", "entity2text.tsv", _table_line, _read_table),
-        FuzzedReader("MNRE JSONL", "train.jsonl", lambda: _mnre_line(False), _read_mnre),
-        FuzzedReader("MNRE dict literals", "mnre_train.txt", lambda: _mnre_line(True), _read_mnre),
-        FuzzedReader("CoNLL", "train.txt", _conll_line, _read_conll, conll=True),
-    )
+#: the line strategy per reader of ``TEXT_READERS``
+_LINES = {
+    "LP triples": _triple_line,
+    "LP entity2text": _table_line,
+    "MNRE JSONL": lambda: _mnre_line(False),
+    "MNRE dict literals": lambda: _mnre_line(True),
+    "CoNLL": _conll_line,
 }
+
+FUZZED_READERS: dict[str, FuzzedReader] = {name: FuzzedReader(reader, _LINES[name]) for name, reader in TEXT_READERS.items()}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from text_readers import TEXT_READERS, TextReader
 
 # ---------------------------------------------------------------------------------------------------
 # images
@@ -219,44 +220,33 @@ def make_image_case(case: ImageCase, folder: Path) -> Path:
 
 @dataclasses.dataclass(frozen=True)
 class Reader:
-    """A text reader of the package: a file name, valid content, and how to read and count records."""
+    """A text reader of the package (from ``text_readers.py``), valid content, and its record count."""
 
-    name: str
-    file_name: str
+    reader: TextReader
     #: valid lines (no newline), without trailing blank line
     lines: tuple[str, ...]
-    #: ``read(path, bad_lines)`` -> records
-    read: Callable
     #: records read from the valid lines
     records: int
-    #: lines that are part of the format's structure (CoNLL's IMGID and blank lines)
-    structural: Callable[[str], bool] = lambda line: False
-    #: a split file (train/valid/test): one without records is an error
-    split: bool = True
 
+    @property
+    def name(self) -> str:
+        return self.reader.name
 
-def _read_triples(path, bad_lines):
-    from pykeen_mkgformer.data.readers import read_triples
+    @property
+    def file_name(self) -> str:
+        return self.reader.file_name
 
-    return list(read_triples(path, bad_lines=bad_lines))
+    @property
+    def read(self) -> Callable:
+        return self.reader.read
 
+    @property
+    def split(self) -> bool:
+        return self.reader.split
 
-def _read_table(path, bad_lines):
-    from pykeen_mkgformer.data.readers import read_text_table
-
-    return list(read_text_table(path, bad_lines=bad_lines).items())
-
-
-def _read_mnre(path, bad_lines):
-    from pykeen_mkgformer.re import read_mnre
-
-    return read_mnre(path, bad_lines=bad_lines)
-
-
-def _read_conll(path, bad_lines):
-    from pykeen_mkgformer.ner import read_conll
-
-    return read_conll(path, bad_lines=bad_lines)
+    def structural(self, line: str) -> bool:
+        """Whether the line is part of the format's structure (CoNLL's ``IMGID`` and blank lines)."""
+        return self.reader.conll and (not line.strip() or line.startswith("IMGID:"))
 
 
 MNRE_RECORDS = [
@@ -268,17 +258,16 @@ MNRE_RECORDS = [
      "img_id": "c.jpg", "relation": "None"},
 ]
 
-READERS: dict[str, Reader] = {
-    "LP triples": Reader("LP triples", "train.tsv", ("a\tr\tb", "b\tr\tc", "Zoë\tr\tMalmö"), _read_triples, 3),
-    "LP entity2text": Reader("LP entity2text", "entity2text.tsv", ("a\talpha, the first", "b\t", "Zoë\tMalmö, a city"),
-                             _read_table, 3, split=False),
-    "MNRE JSONL": Reader("MNRE JSONL", "train.jsonl", tuple(json.dumps(r, ensure_ascii=False) for r in MNRE_RECORDS),
-                         _read_mnre, 3),
-    "MNRE dict literals": Reader("MNRE dict literals", "mnre_train.txt", tuple(repr(r) for r in MNRE_RECORDS), _read_mnre, 3),
-    "CoNLL": Reader("CoNLL", "train.txt",
-                    ("IMGID:1", "Ann\tB-PER", "in\tO", "Rome\tB-LOC", "", "IMGID:2", "Zoë\tB-PER", "", "IMGID:3", "Malmö\tB-LOC"),
-                    _read_conll, 3, structural=lambda line: not line.strip() or line.startswith("IMGID:")),
+#: valid lines and their record count, per reader of ``TEXT_READERS``
+_VALID = {
+    "LP triples": (("a\tr\tb", "b\tr\tc", "Zoë\tr\tMalmö"), 3),
+    "LP entity2text": (("a\talpha, the first", "b\t", "Zoë\tMalmö, a city"), 3),
+    "MNRE JSONL": (tuple(json.dumps(r, ensure_ascii=False) for r in MNRE_RECORDS), 3),
+    "MNRE dict literals": (tuple(repr(r) for r in MNRE_RECORDS), 3),
+    "CoNLL": (("IMGID:1", "Ann\tB-PER", "in\tO", "Rome\tB-LOC", "", "IMGID:2", "Zoë\tB-PER", "", "IMGID:3", "Malmö\tB-LOC"), 3),
 }
+
+READERS: dict[str, Reader] = {name: Reader(reader, *_VALID[name]) for name, reader in TEXT_READERS.items()}
 
 
 def _joined(reader: Reader, newline: str = "\n", final: bool = True) -> bytes:
