@@ -22,7 +22,7 @@ import copy
 import numpy as np
 import pytest
 import torch
-from kgc_support import tiny_model_kwargs
+from kgc_support import shapes_pipeline_kwargs
 from pykeen.pipeline import pipeline
 
 from pykeen_mkgformer.data import WN18IMGMini
@@ -75,24 +75,13 @@ def test_stage_one_on_new_rows_beats_text_and_random_rows(shapes, tmp_path):
     split = shapes_inductive_split(shapes)
     answers = {"random": [], "text": [], "stage 1": []}
     for seed in SEEDS:
-        result = pipeline(
-            dataset=split.dataset(),
-            model="MKGformer",
-            model_kwargs=tiny_model_kwargs(
-                tmp_path / "pixels", fusion_layers=2, max_images=1, entity_modeling_epochs=30, entity_modeling_lr=1e-2
-            ),
-            loss="bcewithlogits",
-            training_loop="lcwa",
-            training_kwargs=dict(num_epochs=30, batch_size=32, use_tqdm=False),
-            optimizer="adam",
-            optimizer_kwargs=dict(lr=3e-3),
-            evaluation_kwargs=dict(batch_size=64, targets=("tail",), use_tqdm=False),
-            random_seed=seed,
-        )
+        settings = shapes_pipeline_kwargs(tmp_path / "pixels", random_seed=seed)
+        result = pipeline(dataset=split.dataset(), **settings)
+        stage_1 = {key: settings["model_kwargs"][key] for key in ("entity_modeling_epochs", "entity_modeling_lr")}
         for name, kwargs in (
             ("random", dict(initialization="random")),
             ("text", {}),
-            ("stage 1", dict(entity_modeling_epochs=30, entity_modeling_lr=1e-2)),
+            ("stage 1", stage_1),  # the model's own stage-1 settings, on the new rows
         ):
             model = copy.deepcopy(result.model)
             torch.manual_seed(seed)

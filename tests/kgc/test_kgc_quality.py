@@ -10,7 +10,7 @@ seeds vary a lot (seed 0 is the worst of the five), so the test compares the mea
 
 from __future__ import annotations
 
-from kgc_support import tiny_model_kwargs
+from kgc_support import shapes_pipeline_kwargs
 from pykeen.pipeline import pipeline
 
 from pykeen_mkgformer.data import ShapesKG
@@ -20,20 +20,7 @@ SEEDS = (0, 1)
 
 
 def train_and_evaluate(dataset: ShapesKG, image_cache, seed: int, **model_overrides) -> dict[str, float]:
-    result = pipeline(
-        dataset=dataset,
-        model="MKGformer",
-        model_kwargs=tiny_model_kwargs(
-            image_cache, entity_modeling_epochs=30, entity_modeling_lr=1e-2, **model_overrides
-        ),
-        loss="bcewithlogits",
-        training_loop="lcwa",
-        training_kwargs=dict(num_epochs=30, batch_size=32, use_tqdm=False),
-        optimizer="adam",
-        optimizer_kwargs=dict(lr=3e-3),
-        evaluation_kwargs=dict(batch_size=64, targets=("tail",), use_tqdm=False),
-        random_seed=seed,
-    )
+    result = pipeline(dataset=dataset, **shapes_pipeline_kwargs(image_cache, random_seed=seed, **model_overrides))
     return {
         "hits@10": result.metric_results.get_metric("tail.realistic.hits_at_10"),
         "mrr": result.metric_results.get_metric("tail.realistic.inverse_harmonic_mean_rank"),
