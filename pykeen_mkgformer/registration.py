@@ -53,6 +53,7 @@ RESOLVERS: dict[str, tuple[str, str, str]] = {
     "callback": ("pykeen.training.callbacks", "callback_resolver", "pykeen.training.callbacks:TrainingCallback"),
     "interaction": ("pykeen.nn.modules", "interaction_resolver", "pykeen.nn.modules:Interaction"),
     "representation": ("pykeen.nn", "representation_resolver", "pykeen.nn.representation:Representation"),
+    "training_loop": ("pykeen.training", "training_loop_resolver", "pykeen.training.training_loop:TrainingLoop"),
 }
 
 #: other components: (resolver key in :data:`RESOLVERS`, "module:Class")
@@ -60,6 +61,9 @@ PYKEEN_COMPONENTS: list[tuple[str, str]] = [
     ("loss", "pykeen_mkgformer.kgc.losses:SmoothedSoftmaxCrossEntropyLoss"),
     ("callback", "pykeen_mkgformer.kgc.training:LinearWarmupTrainingCallback"),
     ("callback", "pykeen_mkgformer.kgc.training:DecoupledWeightDecayTrainingCallback"),
+    # LCWA / sLCWA loops that count their batches (the warm-up schedule reads batches_per_epoch)
+    ("training_loop", "pykeen_mkgformer.kgc.loops:BatchCountingLCWATrainingLoop"),
+    ("training_loop", "pykeen_mkgformer.kgc.loops:BatchCountingSLCWATrainingLoop"),
     # MKGformer's parts, reusable by any PyKEEN model (kgc.registry lists the representations)
     ("interaction", "pykeen_mkgformer.kgc.interaction:MKGformerInteraction"),
     ("representation", "pykeen_mkgformer.kgc.representation:EntityTextTokens"),

@@ -11,7 +11,8 @@
 - :class:`EntityModeling` (:mod:`.entity_modeling`): stage 1
 - :class:`KGCRecipe` (:mod:`.recipe`): the plugin's or the official code's inputs, initialisation and stage 1
 - :class:`SmoothedSoftmaxCrossEntropyLoss` (:mod:`.losses`) and the training callbacks of :mod:`.training`
-  (``linearwarmup``, ``decoupledweightdecay``): the official recipe's loss, schedule and AdamW groups
+  (``linearwarmup``, ``decoupledweightdecay``): the official recipe's loss, schedule and AdamW groups;
+  :mod:`.loops`: PyKEEN's LCWA / sLCWA loops that count their batches (``"BatchCountingLCWA"``), for the schedule
 - :mod:`.new_entities`: :func:`add_entities` (new entities after training), :func:`extend_triples_factory`
 - :mod:`.prediction`: ``pykeen-mkgformer predict`` (:func:`predict`)
 - :mod:`.saved_model`: saving and opening models as data (safetensors + JSON): :func:`save_model`,
@@ -39,6 +40,8 @@ __all__ = [
     "SmoothedSoftmaxCrossEntropyLoss",
     "LinearWarmupTrainingCallback",
     "DecoupledWeightDecayTrainingCallback",
+    "BatchCountingLCWATrainingLoop",
+    "BatchCountingSLCWATrainingLoop",
     "EntityImages",
     "EntityTokenRepresentation",
     "EntityTextTokens",
@@ -77,6 +80,8 @@ _WHERE = {
     "SmoothedSoftmaxCrossEntropyLoss": ".losses",
     "LinearWarmupTrainingCallback": ".training",
     "DecoupledWeightDecayTrainingCallback": ".training",
+    "BatchCountingLCWATrainingLoop": ".loops",
+    "BatchCountingSLCWATrainingLoop": ".loops",
     "EntityImages": ".representation",
     "EntityTokenRepresentation": ".representation",
     "EntityTextTokens": ".representation",

@@ -51,7 +51,6 @@ ALLOWED_PRIVATE: set[tuple[str, str, str]] = set()
 #: write left to remove: PyKEEN 1.11 tells a training callback nothing about the batches per epoch
 ALLOWED_WRITES = {
     ("pykeen_mkgformer._pykeen_shim", "ClassResolver.from_subclasses"),
-    ("pykeen_mkgformer.kgc.training", "training_loop._create_training_data_loader"),
     # not a patch: Python documents warnings.showwarning as the function to replace to format warnings
     ("pykeen_mkgformer.terminal", "warnings.showwarning"),
 }

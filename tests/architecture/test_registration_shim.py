@@ -107,6 +107,7 @@ def test_importing_the_package_registers_nothing(tmp_path):
         "import pykeen.cli",  # `pykeen ...`
         "from pykeen_mkgformer.kgc.model import MKGformer",  # the plugin's module imports pykeen.models itself
         "import pykeen_mkgformer.kgc.training",  # ... and so do the callbacks' (through pykeen.training)
+        "import pykeen_mkgformer.kgc.loops",  # ... and the training loops' (pykeen.training.lcwa)
     ],
 )
 def test_registered_whatever_is_imported_first(tmp_path, first):
@@ -116,14 +117,16 @@ def test_registered_whatever_is_imported_first(tmp_path, first):
         "from pykeen.models import model_resolver\n"
         "from pykeen.training.callbacks import callback_resolver\n"
         "from pykeen.losses import loss_resolver\n"
+        "from pykeen.training import training_loop_resolver\n"
         "from pykeen.datasets import dataset_resolver\n"
         "assert dataset_resolver.lookup('shapeskg').__module__ == 'pykeen_mkgformer.data.datasets'\n"
         "print(model_resolver.lookup('mkgformer').__module__, callback_resolver.lookup('decoupledweightdecay').__name__,\n"
         "      loss_resolver.lookup('smoothedsoftmaxcrossentropy').__name__,\n"
+        "      training_loop_resolver.lookup('batchcountinglcwa').__name__,\n"
         "      ClassResolver.__dict__['from_subclasses'].__func__.__module__)\n",
         cwd=tmp_path,
     )
     assert process.stdout.split() == [
         "pykeen_mkgformer.kgc.model", "DecoupledWeightDecayTrainingCallback", "SmoothedSoftmaxCrossEntropyLoss",
-        "class_resolver.api",
+        "BatchCountingLCWATrainingLoop", "class_resolver.api",
     ]

@@ -69,12 +69,12 @@ def test_callbacks_equal_adamw_parameter_groups_with_the_linear_schedule():
     schedule = get_linear_schedule_with_warmup(reference_optimizer, total * 0.1, total)
 
     optimizer = torch.optim.Adam(ours.parameters(), lr=lr, eps=1e-8, weight_decay=0.0)
-    loop = SimpleNamespace(_epoch=0, optimizer=optimizer, model=ours, _create_training_data_loader=lambda: range(per_epoch))
+    loop = SimpleNamespace(_epoch=0, optimizer=optimizer, model=ours, batches_per_epoch=None)
     warmup = LinearWarmupTrainingCallback(num_epochs=epochs, warmup_ratio=0.1)
     weight_decay = DecoupledWeightDecayTrainingCallback(weight_decay=decay)
     for callback in (warmup, weight_decay):
         callback.register_training_loop(loop)
-    loop._create_training_data_loader()  # what PyKEEN does after registering the callbacks
+    loop.batches_per_epoch = per_epoch  # BatchCountingLCWA's data loader, built after the callbacks are registered
     assert warmup.per_epoch == per_epoch
     assert weight_decay.decayed_names() == ["dense.weight", "layer_norm1.weight"]
     rates = []
@@ -100,9 +100,9 @@ def test_callbacks_equal_adamw_parameter_groups_with_the_linear_schedule():
         assert torch.allclose(p, q, rtol=0, atol=1e-12), name
     # a resumed run (PyKEEN restores the optimizer's groups, lr included) continues the same schedule
     resumed = LinearWarmupTrainingCallback(num_epochs=epochs, warmup_ratio=0.1)
-    resumed_loop = SimpleNamespace(_epoch=2, optimizer=optimizer, model=ours, _create_training_data_loader=lambda: range(per_epoch))
+    resumed_loop = SimpleNamespace(_epoch=2, optimizer=optimizer, model=ours, batches_per_epoch=None)
     resumed.register_training_loop(resumed_loop)
-    resumed_loop._create_training_data_loader()
+    resumed_loop.batches_per_epoch = per_epoch
     resumed.pre_step()
     assert optimizer.param_groups[0]["lr"] == pytest.approx(rates[2 * per_epoch])
 
