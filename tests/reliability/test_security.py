@@ -85,7 +85,8 @@ def _scores(model) -> torch.Tensor:
 def test_safe_folder_round_trip_gives_the_same_labels_and_scores(hostile_model, tmp_path):
     folder = save_model(hostile_model, tmp_path / "saved")
     names = sorted(p.name for p in folder.iterdir())
-    assert names == ["config.json", "labels.json", "model.safetensors", "tokenizer", "triples.safetensors"]
+    assert names == ["config.json", "encoder", "labels.json", "model.safetensors", "tokenizer", "triples.safetensors"]
+    assert sorted(p.name for p in (folder / "encoder").iterdir()) == ["config.json", "model.safetensors"]
     assert not [p for p in folder.rglob("*") if p.suffix in (".pkl", ".pt", ".pth", ".bin")]
     loaded = load_model(folder)
     assert loaded.label_factory.entity_to_id == hostile_model.label_factory.entity_to_id
