@@ -101,3 +101,22 @@ def test_length_buckets_cover_every_instance_once():
     ordered = length_bucketed_batches(lengths, 8)
     flat = [index for batch in ordered for index in batch]
     assert [lengths[index] for index in flat] == sorted(lengths)
+
+
+def test_training_settings_are_the_recipes_numbers():
+    """Every field of TrainingSettings but the seed is a TaskRecipe field of the same name and default."""
+    import dataclasses
+
+    from pykeen_mkgformer.tasks.recipe import TaskRecipe
+    from pykeen_mkgformer.tasks.runner import training_settings
+    from pykeen_mkgformer.tasks.training import TrainingSettings
+
+    recipe_fields = {item.name: item for item in dataclasses.fields(TaskRecipe)}
+    numbers = [item for item in dataclasses.fields(TrainingSettings) if item.name != "seed"]
+    for item in numbers:
+        assert item.name in recipe_fields and recipe_fields[item.name].default == item.default, item.name
+    # values that differ from every default arrive unchanged
+    changed = dict(epochs=7, batch_size=3, lr=1e-3, head_lr=2e-3, vision_lr=3e-3, weight_decay=0.5, decay_all=True,
+                   warmup_ratio=0.25, max_grad_norm=None)
+    assert set(changed) == {item.name for item in numbers}
+    assert training_settings(TaskRecipe(**changed), seed=5) == TrainingSettings(**changed, seed=5)
