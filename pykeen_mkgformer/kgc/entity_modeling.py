@@ -17,7 +17,9 @@ parameter with zero gradient untouched).
 The official recipe (:meth:`~pykeen_mkgformer.kgc.recipe.KGCRecipe.official`) differs: its loss is
 the label-smoothed cross-entropy of :class:`~pykeen_mkgformer.kgc.losses.SmoothedSoftmaxCrossEntropyLoss`
 (:math:`\varepsilon = 0.1`), **all** rows of the word embedding matrix train, with AdamW (weight
-decay 0.01) and a linear warm-up over the first 10% of the steps, then a linear decay.
+decay 0.01) and a linear warm-up over the first 10% of the steps, then a linear decay; it validates
+every epoch (``validate_every``), stops when the MRR has not improved for 5 validations and hands the
+rows of the best validation Hits@10 to stage 2 (``checkpoint_metric``).
 
 
 Stage 1 runs once, wherever training starts (see :meth:`pykeen_mkgformer.kgc.MKGformer.run_entity_modeling`).

@@ -245,21 +245,27 @@ class SelectingEarlyStopper(EarlyStopper):
     def _write_from_summary_dict(
         self,
         *,
-        checkpoint_metric: str,
-        checkpoint_restore: str,
-        validation_filter: str,
-        checkpoint_results: Sequence[float],
-        best_checkpoint_epoch: int | None,
-        best_checkpoint_metric: float,
+        checkpoint_metric: str | None = None,
+        checkpoint_restore: str | None = None,
+        validation_filter: str | None = None,
+        checkpoint_results: Sequence[float] = (),
+        best_checkpoint_epoch: int | None = None,
+        best_checkpoint_metric: float | None = None,
         **pykeen_summary: Any,
     ) -> None:
-        """Write the summary back (a resumed PyKEEN training loop)."""
+        """Write the summary back (a resumed PyKEEN training loop; a plain ``EarlyStopper``'s summary too).
+
+        The switches stay as this stopper was made (a summary that names others is refused).
+        """
+        for name, saved in (("checkpoint_metric", checkpoint_metric), ("checkpoint_restore", checkpoint_restore),
+                            ("validation_filter", validation_filter)):
+            if saved is not None and saved != getattr(self, name):
+                raise ValueError(f"the checkpoint's stopper had {name}={saved!r}, this one {getattr(self, name)!r}.")
         super()._write_from_summary_dict(**pykeen_summary)
-        self.checkpoint_metric, self.checkpoint_restore = checkpoint_metric, checkpoint_restore
-        self.validation_filter = validation_filter
         self.checkpoint_results = list(checkpoint_results)
         self._checkpoint = EarlyStoppingLogic(patience=self.patience, relative_delta=0.0, larger_is_better=self.larger_is_better)
-        self._checkpoint.best_epoch, self._checkpoint.best_metric = best_checkpoint_epoch, best_checkpoint_metric
+        if best_checkpoint_metric is not None:
+            self._checkpoint.best_epoch, self._checkpoint.best_metric = best_checkpoint_epoch, best_checkpoint_metric
 
 
 def _recipe_of(model: Any) -> Any:

@@ -228,3 +228,21 @@ def test_official_validation_filter_needs_the_test_triples(shapes, filter_model,
         filter_dataset="ShapesKG", filter_dataset_kwargs=dict(create_inverse_triples=True),
     )
     assert torch.equal(stopper._filter_triples[1], shapes.testing.mapped_triples)
+
+
+def test_stopper_summary_round_trip(shapes, filter_model):
+    """PyKEEN's training-loop checkpoints save ``get_summary_dict`` and write it back on resume."""
+    dataset, order = _filter_case(shapes)
+    made = dict(model=filter_model, evaluator=RankBasedEvaluator(), training_triples_factory=dataset.training,
+                evaluation_triples_factory=dataset.validation, frequency=1, evaluation_batch_size=8, num_epochs=4,
+                filter_dataset=dataset, clean_up_checkpoint=True)
+    stopper = SelectingEarlyStopper(**made, best_model_path=None)
+    with single_thread():
+        stopper.should_stop(1)
+    summary = dict(stopper.get_summary_dict())
+    stopper.best_model_path.unlink()
+    resumed = SelectingEarlyStopper(**made)
+    resumed._write_from_summary_dict(**summary)
+    assert resumed.get_summary_dict() == summary and resumed.best_checkpoint_epoch == 1
+    with pytest.raises(ValueError, match="checkpoint_metric"):
+        resumed._write_from_summary_dict(**{**summary, "checkpoint_metric": "mrr"})
