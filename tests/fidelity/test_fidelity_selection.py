@@ -25,6 +25,7 @@ from pykeen.training.callbacks import TrainingCallback
 from kgc_support import single_thread, tiny_model_kwargs
 from pykeen_mkgformer.data import ShapesKG
 from pykeen_mkgformer.kgc import MKGformer, SelectingEarlyStopper
+from pykeen_mkgformer.kgc.model import BIAS
 
 SPACING = 1e4
 
@@ -59,7 +60,7 @@ class BiasPlan(TrainingCallback):
 
     def post_epoch(self, epoch: int, epoch_loss: float, **kwargs) -> None:  # noqa: D102
         order = self.orders[epoch - 1]
-        bias = self.model.entity_representations[2].bias
+        bias = self.model.entity_representations[BIAS].bias
         values = torch.empty_like(bias)
         values[torch.tensor(order)] = SPACING * torch.arange(len(order), 0, -1, dtype=bias.dtype)
         with torch.no_grad():
@@ -74,7 +75,7 @@ def _orders(shapes, chosen):
     return {
         # answers last: every rank > 10
         "poor": decoys + answers,
-        # five decoys first, then the answers: every rank in 6..9 (Hits@10 = 1, MRR about 0.14)
+        # five decoys first, then the answers: every rank in 6..9 (Hits@10 = 1, MRR about 0.16)
         "hits": decoys[:5] + answers + decoys[5:],
         # t1 and h1 first (ranks 1, 2), t2 and h2 after 20 decoys (rank > 10 even with 10 filtered):
         # MRR about 0.4, Hits@10 = 0.5
@@ -117,9 +118,8 @@ def _validation_hits(model, dataset) -> float:
     return results.get_metric("hits_at_10")
 
 
-
 def _bias(model) -> torch.Tensor:
-    return model.entity_representations[2].bias.detach()
+    return model.entity_representations[BIAS].bias.detach()
 
 
 # ------------------------------------------------------------------------------ (b) the state tested
@@ -144,13 +144,18 @@ def test_official_tests_the_best_validation_hits_at_10_state(shapes, tmp_path, r
     assert torch.equal(_bias(result.model), callback.applied[plan.index(tested)])
     if tested == "hits":
         assert stopper.checkpoint_results == [0.0, 1.0, 0.5, 0.0] and stopper.best_checkpoint_epoch == 2
+        assert stopper.validation_filter == "all"  # filter_dataset's test triples were filtered out too
         assert model_hits == max(stopper.checkpoint_results) == 1.0
         assert not (tmp_path / "best.pt").exists()  # the kept state is cleaned up after the restore
     else:
         assert model_hits < 1.0
 
 
-@pytest.mark.parametrize(("recipe", "tested"), [("official", "hits"), ({"base": "official", "checkpoint_metric": None}, "mrr")])
+@pytest.mark.parametrize(
+    ("recipe", "tested"),
+    [("official", "hits"), ({"base": "official", "checkpoint_metric": None}, "mrr")],
+    ids=["official", "checkpoint_metric-reverted"],
+)
 def test_an_early_stop_restores_the_best_hits_at_10_even_at_the_stopping_validation(shapes, tmp_path, recipe, tested):
     """MRR best at epoch 2, no better at 3 and 4 (patience 2): stop at 4, whose Hits@10 (1.0) is the best."""
     plan = ["poor", "mrr", "poor", "hits", "poor"]
@@ -187,7 +192,7 @@ def _validate_once(model, dataset, order, **kwargs) -> float:
     values = torch.empty(model.num_entities)
     values[torch.tensor(order)] = SPACING * torch.arange(len(order), 0, -1, dtype=values.dtype)
     with torch.no_grad():
-        model.entity_representations[2].bias.copy_(values)
+        model.entity_representations[BIAS].bias.copy_(values)
     stopper = SelectingEarlyStopper(
         model=model, evaluator=RankBasedEvaluator(), training_triples_factory=dataset.training,
         evaluation_triples_factory=dataset.validation, frequency=1, evaluation_batch_size=8,
@@ -211,13 +216,17 @@ def test_official_validation_ranks_are_filtered_with_the_test_triples(shapes, fi
     assert _validate_once(filter_model, dataset, order, additional_filter_triples=dataset.testing.mapped_triples) == 1.0
 
 
-def test_official_validation_filter_needs_the_test_triples(shapes, filter_model, tmp_path):
+def test_official_validation_filter_needs_the_test_triples(shapes, filter_model):
     dataset, order = _filter_case(shapes)
     with pytest.raises(ValueError, match="filter_dataset"):
         _validate_once(filter_model, dataset, order)
-    # a dataset whose ids are not the model's is refused, naming it
+    # a dataset whose training triples (so, possibly, ids) are not the stopper's is refused, naming it
+    other = EagerDataset(
+        training=dataset.training.clone_and_exchange_triples(mapped_triples=dataset.training.mapped_triples[1:]),
+        testing=dataset.testing, validation=dataset.validation,
+    )
     with pytest.raises(ValueError, match="does not hold the stopper's training triples"):
-        _validate_once(filter_model, dataset, order, filter_dataset="ShapesKG", filter_dataset_kwargs=dict(seed=1))
+        _validate_once(filter_model, dataset, order, filter_dataset=other)
     with pytest.raises(ValueError, match="num_epochs"):
         SelectingEarlyStopper(model=filter_model, evaluator=RankBasedEvaluator(), training_triples_factory=dataset.training,
                               evaluation_triples_factory=dataset.validation, filter_dataset=dataset)
@@ -236,7 +245,7 @@ def test_stopper_summary_round_trip(shapes, filter_model):
     made = dict(model=filter_model, evaluator=RankBasedEvaluator(), training_triples_factory=dataset.training,
                 evaluation_triples_factory=dataset.validation, frequency=1, evaluation_batch_size=8, num_epochs=4,
                 filter_dataset=dataset, clean_up_checkpoint=True)
-    stopper = SelectingEarlyStopper(**made, best_model_path=None)
+    stopper = SelectingEarlyStopper(**made)
     with single_thread():
         stopper.should_stop(1)
     summary = dict(stopper.get_summary_dict())
