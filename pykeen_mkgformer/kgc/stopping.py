@@ -65,7 +65,8 @@ class SelectingEarlyStopper(EarlyStopper):
     #: the training loop's ``num_epochs`` (needed by ``checkpoint_restore="always"``)
     num_epochs: int | None = None
     #: the dataset whose test triples are filtered out of validation ranks (``validation_filter="all"``):
-    #: a PyKEEN dataset, its name or class; its training triples must be the stopper's
+    #: a PyKEEN dataset, its name or class (a name is loaded once more: seconds for WN18IMG); its
+    #: training triples must be the stopper's
     filter_dataset: Any = None
     #: keyword arguments of ``filter_dataset`` when it is a name or class
     filter_dataset_kwargs: Mapping[str, Any] | None = None
