@@ -62,7 +62,8 @@ class SelectingEarlyStopper(EarlyStopper):
     checkpoint_restore: str | None = None
     #: ``"training"`` or ``"all"`` (None: the model's recipe, else ``"training"``)
     validation_filter: str | None = None
-    #: the training loop's ``num_epochs`` (needed by ``checkpoint_restore="always"``)
+    #: the training loop's ``num_epochs`` (needed by ``checkpoint_restore="always"``; it must be the loop's:
+    #: the kept state is put back after that epoch)
     num_epochs: int | None = None
     #: the dataset whose test triples are filtered out of validation ranks (``validation_filter="all"``):
     #: a PyKEEN dataset, its name or class (a name is loaded once more: seconds for WN18IMG); its
@@ -204,7 +205,7 @@ class SelectingEarlyStopper(EarlyStopper):
         return self._checkpoint.best_metric
 
     def _is_last(self, epoch: int) -> bool:
-        return self.checkpoint_restore == "always" and self.num_epochs is not None and epoch >= self.num_epochs
+        return self.checkpoint_restore == "always" and epoch == self.num_epochs
 
     def _save(self) -> None:
         assert self.best_model_path is not None
