@@ -53,6 +53,7 @@ RESOLVERS: dict[str, tuple[str, str, str]] = {
     "callback": ("pykeen.training.callbacks", "callback_resolver", "pykeen.training.callbacks:TrainingCallback"),
     "interaction": ("pykeen.nn.modules", "interaction_resolver", "pykeen.nn.modules:Interaction"),
     "representation": ("pykeen.nn", "representation_resolver", "pykeen.nn.representation:Representation"),
+    "stopper": ("pykeen.stoppers", "stopper_resolver", "pykeen.stoppers.stopper:Stopper"),
 }
 
 #: other components: (resolver key in :data:`RESOLVERS`, "module:Class")
@@ -60,6 +61,7 @@ PYKEEN_COMPONENTS: list[tuple[str, str]] = [
     ("loss", "pykeen_mkgformer.kgc.losses:SmoothedSoftmaxCrossEntropyLoss"),
     ("callback", "pykeen_mkgformer.kgc.training:LinearWarmupTrainingCallback"),
     ("callback", "pykeen_mkgformer.kgc.training:DecoupledWeightDecayTrainingCallback"),
+    ("stopper", "pykeen_mkgformer.kgc.stopping:SelectingEarlyStopper"),
     # MKGformer's parts, reusable by any PyKEEN model (kgc.registry lists the representations)
     ("interaction", "pykeen_mkgformer.kgc.interaction:MKGformerInteraction"),
     ("representation", "pykeen_mkgformer.kgc.representation:EntityTextTokens"),

@@ -12,6 +12,9 @@
 - :class:`KGCRecipe` (:mod:`.recipe`): the plugin's or the official code's inputs, initialisation and stage 1
 - :class:`SmoothedSoftmaxCrossEntropyLoss` (:mod:`.losses`) and the training callbacks of :mod:`.training`
   (``linearwarmup``, ``decoupledweightdecay``): the official recipe's loss, schedule and AdamW groups
+- :class:`SelectingEarlyStopper` (:mod:`.stopping`, ``stopper="selectingearly"``): stops on one validation
+  metric, tests the best state of another (the official best-Hits@10 checkpoint), filters validation with
+  the test triples too
 - :mod:`.new_entities`: :func:`add_entities` (new entities after training), :func:`extend_triples_factory`
 - :mod:`.prediction`: ``pykeen-mkgformer predict`` (:func:`predict`)
 - :mod:`.saved_model`: saving and opening models as data (safetensors + JSON): :func:`save_model`,
@@ -39,6 +42,7 @@ __all__ = [
     "SmoothedSoftmaxCrossEntropyLoss",
     "LinearWarmupTrainingCallback",
     "DecoupledWeightDecayTrainingCallback",
+    "SelectingEarlyStopper",
     "EntityImages",
     "EntityTokenRepresentation",
     "EntityTextTokens",
@@ -77,6 +81,7 @@ _WHERE = {
     "SmoothedSoftmaxCrossEntropyLoss": ".losses",
     "LinearWarmupTrainingCallback": ".training",
     "DecoupledWeightDecayTrainingCallback": ".training",
+    "SelectingEarlyStopper": ".stopping",
     "EntityImages": ".representation",
     "EntityTokenRepresentation": ".representation",
     "EntityTextTokens": ".representation",

@@ -331,6 +331,7 @@ class MKGformer(ERModel):
             num_negatives=entity_modeling_negatives,
             validate_every=self.recipe.entity_modeling_validate_every,
             patience=self.recipe.entity_modeling_patience,
+            checkpoint_metric=self.recipe.entity_modeling_checkpoint_metric,
         )
         self.register_buffer("entity_modeling_done", torch.zeros((), dtype=torch.bool))
         self._entity_modeling_pending = True
