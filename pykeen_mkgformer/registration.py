@@ -53,6 +53,8 @@ RESOLVERS: dict[str, tuple[str, str, str]] = {
     "callback": ("pykeen.training.callbacks", "callback_resolver", "pykeen.training.callbacks:TrainingCallback"),
     "interaction": ("pykeen.nn.modules", "interaction_resolver", "pykeen.nn.modules:Interaction"),
     "representation": ("pykeen.nn", "representation_resolver", "pykeen.nn.representation:Representation"),
+    # PyKEEN's Lightning modules (pykeen.contrib.lightning, imported only by whoever uses Lightning)
+    "lit_module": ("pykeen.contrib.lightning", "lit_module_resolver", "pykeen.contrib.lightning:LitModule"),
 }
 
 #: other components: (resolver key in :data:`RESOLVERS`, "module:Class")
@@ -68,6 +70,8 @@ PYKEEN_COMPONENTS: list[tuple[str, str]] = [
     ("representation", "pykeen_mkgformer.kgc.representation:EntityBias"),
     ("representation", "pykeen_mkgformer.kgc.representation:EntityImageRepresentation"),
     ("representation", "pykeen_mkgformer.kgc.multimodal:MultimodalEntityRepresentation"),
+    # LCWA under Lightning's DDP with MKGformer(head_parallel="vocab"): lit_pipeline(training_loop="vocabparallellcwa")
+    ("lit_module", "pykeen_mkgformer.kgc.lightning:VocabParallelLCWALitModule"),
 ]
 
 #: functions ("module:function") called once PyKEEN's model resolver exists (and so ``pykeen.nn``'s
