@@ -69,8 +69,11 @@ def global_batch() -> dict[str, torch.Tensor]:
     labels = torch.zeros(GLOBAL_ROWS, NUM_ENTITIES, dtype=torch.float64)
     labels[positives[:, 0], positives[:, 1]] = 1.0
     first = torch.as_tensor(lcwa.compressed[:GLOBAL_ROWS].argmax(axis=1)).view(-1).long()
+    # evaluation: the first triples (PyKEEN's ids), as tail queries (h, 2r) and mirrored head queries (t, 2r + 1)
+    hrt = tf.mapped_triples[:GLOBAL_ROWS]
     known = tf._add_inverse_triples_if_necessary(tf.mapped_triples)
-    return dict(pairs=pairs, positives=positives, labels=labels, tails=first, known=known)
+    return dict(pairs=pairs, positives=positives, labels=labels, tails=first, hrt=hrt, known=known,
+                original_known=tf.mapped_triples)
 
 
 def local(batch: dict[str, torch.Tensor], rank: int) -> dict[str, torch.Tensor]:
@@ -78,4 +81,7 @@ def local(batch: dict[str, torch.Tensor], rank: int) -> dict[str, torch.Tensor]:
     inside = (batch["positives"][:, 0] >= rows.start) & (batch["positives"][:, 0] < rows.stop)
     positives = batch["positives"][inside].clone()
     positives[:, 0] -= rows.start
-    return dict(pairs=batch["pairs"][rows], positives=positives, tails=batch["tails"][rows])
+    hrt = batch["hrt"][rows]
+    return dict(pairs=batch["pairs"][rows], positives=positives, tails=batch["tails"][rows],
+                tail_queries=torch.stack([hrt[:, 0], 2 * hrt[:, 1]], 1), tail_answers=hrt[:, 2],
+                head_queries=torch.stack([hrt[:, 2], 2 * hrt[:, 1] + 1], 1), head_answers=hrt[:, 0])
