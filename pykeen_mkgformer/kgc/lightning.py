@@ -21,6 +21,7 @@ Registered in PyKEEN's ``lit_module_resolver`` (:mod:`pykeen_mkgformer.registrat
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import numpy as np
@@ -100,3 +101,14 @@ class VocabParallelLCWALitModule(LCWALitModule):
 
         parameters = [p for p in self.parameters() if p.requires_grad] + entity_shard_parameters(self.model)
         return optimizer_resolver.make(self.optimizer, self.optimizer_kwargs, params=parameters, lr=self.learning_rate)
+
+
+def _register() -> None:
+    # imported first, this module is half-imported when the plugin's registration runs: it registers itself here
+    # (and while PyKEEN's module is still making its resolver, the registration's callback does)
+    resolver = getattr(sys.modules.get("pykeen.contrib.lightning"), "lit_module_resolver", None)
+    if resolver is not None and resolver.normalize_cls(VocabParallelLCWALitModule) not in resolver.lookup_dict:
+        resolver.register(VocabParallelLCWALitModule)
+
+
+_register()
