@@ -120,6 +120,7 @@ class MKGformer(ERModel):
         """Write the model as data (safetensors + JSON): :func:`pykeen_mkgformer.kgc.saved_model.save_model`."""
         from .saved_model import save_model
 
+        self._check_unsharded()
         return save_model(self, folder, **kwargs)
 
     @classmethod

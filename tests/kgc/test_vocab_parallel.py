@@ -124,7 +124,7 @@ def test_filtered_ranks_equal_pykeens_evaluator_on_the_unsharded_model(ranks_res
     assert int(options.min()) < support.NUM_ENTITIES
 
 
-def test_one_process_shard_and_unshard_round_trip_and_refusals():
+def test_one_process_shard_and_unshard_round_trip_and_refusals(tmp_path):
     from pykeen_mkgformer.kgc import MKGformer
 
     model = support.build()
@@ -136,6 +136,8 @@ def test_one_process_shard_and_unshard_round_trip_and_refusals():
     assert model.entity_rows_sharded
     with pytest.raises(RuntimeError, match="shard of the entity rows"):
         model.score_t(batch["pairs"])
+    with pytest.raises(RuntimeError, match="unshard_entity_rows"):
+        model.save(tmp_path / "sharded")
     model.unshard_entity_rows()
     assert not model.entity_rows_sharded
     after = model.state_dict()
@@ -163,3 +165,28 @@ def test_lightning_ddp_run_with_the_option_completes(tmp_path):
     # gathered back after fit, both ranks hold the same whole model
     for key, value in results[0]["state"].items():
         assert torch.equal(value, results[1]["state"][key]), key
+
+
+def test_lightning_module_is_registered_and_needs_the_option():
+    from pykeen.contrib.lightning import lit_module_resolver
+    from pykeen.datasets import EagerDataset
+
+    from pykeen_mkgformer.kgc.lightning import VocabParallelLCWALitModule
+
+    assert lit_module_resolver.lookup("vocabparallellcwa") is VocabParallelLCWALitModule
+    training = support.factory()
+    with pytest.raises(ValueError, match="head_parallel='vocab'"):
+        VocabParallelLCWALitModule(dataset=EagerDataset(training=training, testing=training, validation=None),
+                                   model="mkgformer", model_kwargs=support.model_kwargs(head_parallel=None))
+    # its batches carry the true tails as (row, tail) pairs: the same labels as PyKEEN's dense LCWA rows
+    from pykeen.triples import LCWAInstances
+
+    from pykeen_mkgformer.kgc.lightning import LCWAPositives
+
+    instances = LCWAInstances.from_triples_factory(training)
+    dataset = LCWAPositives(instances)
+    batch = dataset.collate([3, 0, 5])
+    dense = torch.zeros(3, training.num_entities)
+    dense[batch["positives"][:, 0], batch["positives"][:, 1]] = 1.0
+    assert torch.equal(batch["pairs"], torch.as_tensor(instances.pairs[[3, 0, 5]]))
+    assert torch.equal(dense, torch.stack([torch.as_tensor(instances[i]["target"]) for i in (3, 0, 5)]).float())
