@@ -20,6 +20,8 @@
 - :mod:`.saved_model`: saving and opening models as data (safetensors + JSON): :func:`save_model`,
   :func:`save_pipeline_result`, :func:`load_model`, :func:`load_trained_model`
 - :mod:`.inductive`: :func:`evaluate_new_entities` (held-out entities, PyKEEN's filtered evaluator)
+- :mod:`.parallel`, :mod:`.vocab_parallel`, :mod:`.lightning`: the vocabulary-parallel entity head, ``MKGformer(head_parallel="vocab")``
+  and its Lightning module (``VocabParallelLCWALitModule``); :mod:`.sampled`: sampled softmax objectives
 
 Names are imported on first access (PEP 562), so that PyKEEN can register :class:`MKGformer`
 while it builds its model resolver without importing transformers' models.
