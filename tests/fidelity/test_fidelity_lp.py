@@ -180,9 +180,11 @@ def test_entity2text_entities_are_ranked_too(tmp_path):
 
 
 # ------------------------------------------------------------------------------ item 10: stage-1 selection
-def test_stage1_early_stops_on_mrr_and_keeps_the_best_hits_at_10(monkeypatch):
+@pytest.mark.parametrize(("checkpoint_metric", "kept"), [("hits_at_10", 2.0), ("mrr", 1.0)])
+def test_stage1_early_stops_on_mrr_and_keeps_the_best_hits_at_10(monkeypatch, checkpoint_metric, kept):
     """Validations with (MRR, Hits@10) = (0.525, 0.5), (0.5725, 0.55), (0.455, 0.9), (0.2483, 0.7), patience 2:
-    stop after the 4th (two without a better MRR), keep the rows of the 3rd (best Hits@10)."""
+    stop after the 4th (two without a better MRR), keep the rows of the 3rd (best Hits@10, official) or,
+    with ``entity_modeling_checkpoint_metric="mrr"``, of the 2nd (best MRR)."""
     from pykeen_mkgformer.kgc.entity_modeling import EntityModeling, _Selection
 
     n = 20
@@ -204,7 +206,7 @@ def test_stage1_early_stops_on_mrr_and_keeps_the_best_hits_at_10(monkeypatch):
         return logits
 
     monkeypatch.setattr(EntityModeling, "logits", staticmethod(fake_logits))
-    selection, weight = _Selection(patience=2), torch.zeros(3)
+    selection, weight = _Selection(patience=2, checkpoint_metric=checkpoint_metric), torch.zeros(3)
     stops = []
     for validation in range(4):
         weight.fill_(validation)
@@ -213,11 +215,12 @@ def test_stage1_early_stops_on_mrr_and_keeps_the_best_hits_at_10(monkeypatch):
     assert stops == [False, False, False, True]
     assert [round(h["mrr"], 4) for h in selection.history] == [0.525, 0.5725, 0.455, 0.2483]
     selection.restore(weight)
-    assert torch.equal(weight, torch.full((3,), 2.0))  # the third validation's rows (Hits@10 0.9)
+    assert torch.equal(weight, torch.full((3,), kept))  # official: the third validation's rows (Hits@10 0.9)
 
 
 def test_stage1_selection_switch(tmp_path):
-    """The official recipe validates stage 1 (every epoch by default, every 10 in the WN18 file); the plugin's never."""
+    """The official recipe validates stage 1 (every epoch by default, every 10 in the WN18 file) and hands the
+    best-Hits@10 rows to stage 2; the plugin's never validates (the last rows go on)."""
     from pykeen_mkgformer.data import ShapesKG
 
     dataset = ShapesKG(create_inverse_triples=True)
@@ -225,3 +228,4 @@ def test_stage1_selection_switch(tmp_path):
         model = MKGformer(triples_factory=dataset.training, recipe=recipe, random_seed=0,
                           **tiny_model_kwargs(tmp_path / "cache", max_images=0))
         assert (model.entity_modeling.validate_every, model.entity_modeling.patience) == (every, 5)
+        assert model.entity_modeling.checkpoint_metric == ("mrr" if recipe == "plugin" else "hits_at_10")

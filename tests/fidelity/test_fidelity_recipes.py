@@ -77,6 +77,12 @@ OFFICIAL_KGC_RECIPE = {
     "image_choice": "official",  # MKG/data/data_module.py os.listdir + random.seed(1); random.sample(k=7)
     "missing_images": "zeros",  # MKG/data/data_module.py torch.zeros((3, 224, 224)) etc. for absent images
     "text_cleaning": "official",  # MKG/data/processor.py replace("\\n", " ").replace("\\", "")
+    # item 10: MKG/main.py ModelCheckpoint(monitor="Eval/hits10", mode="max"), in both stages (the pretrain
+    # run's best_model_path is the --checkpoint that stage 2 loads)
+    "entity_modeling_checkpoint_metric": "hits_at_10",
+    "checkpoint_metric": "hits_at_10",  # MKG/main.py ModelCheckpoint(monitor=metric_name) with metric_name "Eval/hits10"
+    "checkpoint_restore": "always",  # MKG/main.py: after trainer.fit, load_state_dict(torch.load(best_model_path)), stopped or not
+    "validation_filter": "all",  # MKG/data/processor.py _create_examples: dataset_list train.tsv, dev.tsv, test.tsv (cut to train.tsv only for training)
 }
 OFFICIAL_KGC_FILES = {
     "mkgformer_wn18img.json": {
@@ -114,6 +120,8 @@ OFFICIAL_KGC_SHARED = {
     "random_seed": 7,  # MKG/main.py --seed default 7
     "patience": 5,  # MKG/main.py EarlyStopping(monitor="Eval/mrr", patience=5)
     "metric": "inverse_harmonic_mean_rank",  # MKG/main.py EarlyStopping monitor "Eval/mrr"
+    "relative_delta": 0.0,  # MKG/main.py EarlyStopping min_delta default 0.0 (any increase counts)
+    "stopper": "selectingearly",  # MKG/main.py ModelCheckpoint + best_model_path loaded before trainer.test (item 10)
     "eps": 1e-8,  # MKG/lit_models/transformer.py configure_optimizers eps=1e-8
     "warmup_ratio": 0.1,  # MKG/data/data_module.py --warm_up_radio default 0.1 (per step)
     "weight_decay": 0.01,  # MKG/lit_models/base.py --weight_decay default 0.01
@@ -180,6 +188,8 @@ def test_experiment_files_equal_the_official_flags(name):
         "random_seed": settings["random_seed"],
         "patience": settings["stopper_kwargs"]["patience"],
         "metric": settings["stopper_kwargs"]["metric"],
+        "relative_delta": settings["stopper_kwargs"]["relative_delta"],
+        "stopper": settings["stopper"],
         "eps": settings["optimizer_kwargs"]["eps"],
         "warmup_ratio": warmup["warmup_ratio"],
         "weight_decay": decay["weight_decay"],
@@ -192,6 +202,11 @@ def test_experiment_files_equal_the_official_flags(name):
     # the decay is the callback's (AdamW-style, decoupled), not Adam's L2 term; the warm-up spans the run
     assert settings["optimizer"] == "Adam" and settings["optimizer_kwargs"]["weight_decay"] == 0.0
     assert warmup["num_epochs"] == training["num_epochs"]
+    # item 10: the stopper restores the best state when training ends (it must know when), and filters
+    # validation with the test triples of the pipeline's own dataset
+    stopper = settings["stopper_kwargs"]
+    assert stopper["num_epochs"] == training["num_epochs"]
+    assert (stopper["filter_dataset"], stopper["filter_dataset_kwargs"]) == (settings["dataset"], settings["dataset_kwargs"])
     assert model["fusion_variant"] == "official"
     recipe = model["recipe"]
     assert recipe == "official" or (recipe["base"] == "official" and set(recipe) == {"base", "entity_modeling_validate_every"})

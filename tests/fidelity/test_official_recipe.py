@@ -240,7 +240,10 @@ def test_official_experiment_file_runs_a_smoke_epoch(tmp_path, name):
     )
     settings["training_kwargs"].update(num_epochs=1, batch_size=32, use_tqdm=False)
     warmup.update(num_epochs=1)
-    settings["stopper_kwargs"]["frequency"] = 1
+    # the stopper restores the best state after the one epoch and filters validation with ShapesKG's test triples
+    settings["stopper_kwargs"].update(
+        frequency=1, num_epochs=1, filter_dataset="ShapesKG", filter_dataset_kwargs=settings["dataset_kwargs"]
+    )
     settings["evaluation_kwargs"]["batch_size"] = 64
     path = tmp_path / name
     path.write_text(json.dumps(config))
@@ -251,3 +254,8 @@ def test_official_experiment_file_runs_a_smoke_epoch(tmp_path, name):
     results = json.loads(results_file.read_text())
     assert all(torch.isfinite(torch.tensor(results["losses"])))
     assert 0 < results["metrics"]["both"]["realistic"]["inverse_harmonic_mean_rank"] <= 1
+    # the recipe's stage-2 switches reached the stopper (item 10 of issue 18)
+    stopper = results["stopper"]
+    assert (stopper["checkpoint_metric"], stopper["checkpoint_restore"], stopper["validation_filter"]) == (
+        "hits_at_10", "always", "all")
+    assert stopper["best_checkpoint_epoch"] == 1 and len(stopper["checkpoint_results"]) == 1

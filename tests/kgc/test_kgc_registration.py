@@ -80,6 +80,11 @@ def test_experiment_files_use_real_arguments(name):
     assert set(settings["model_kwargs"]) <= set(inspect.signature(MKGformer.__init__).parameters)
     assert dataset_resolver.lookup(settings["dataset"]).__module__ == "pykeen_mkgformer.data.datasets"
     assert settings["dataset_kwargs"]["create_inverse_triples"] is True
+    if "stopper" in settings:
+        from pykeen.stoppers import stopper_resolver
+
+        stopper = stopper_resolver.lookup(settings["stopper"])
+        assert set(settings["stopper_kwargs"]) <= set(inspect.signature(stopper).parameters)
     # PyKEEN re-creates the optimizer from its param-group settings at the start of training
     optimizer = optimizer_resolver.make(
         settings["optimizer"], settings["optimizer_kwargs"], params=[torch.nn.Parameter(torch.zeros(1))]
