@@ -52,7 +52,7 @@ setup(
             "playwright>=1.40",
             # data-parallel tests: PyKEEN's Lightning integration (pykeen.contrib.lightning) with DDP on 2 CPU processes
             "pytorch-lightning>=2.1,<3",
-            # PyKEEN's own interaction / representation test cases (tests/pykeen_cases.py) build on it
+            # PyKEEN's own interaction / representation test cases (tests/kgc/pykeen_cases.py) build on it
             "unittest-templates>=0.1",
         ],
         # the API reference in docs/ (built with warnings as errors by .ci/run)

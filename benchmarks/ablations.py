@@ -59,20 +59,11 @@ METRICS = {"mrr": "inverse_harmonic_mean_rank", "hits_at_1": "hits_at_1", "hits_
 
 def pipeline_kwargs(dataset: str, variant: str, fusion_variant: str = "paper") -> dict[str, Any]:
     """The full pipeline configuration of one grid cell."""
-    from pykeen_mkgformer.demo import default_model_settings
-    from pykeen_mkgformer.kgc.presets import tiny_model_kwargs
+    from pykeen_mkgformer.demo import default_model_settings, shapes_model_settings
 
-    if dataset == "ShapesKG":  # the configuration of tests/test_kgc_quality.py
-        kwargs: dict[str, Any] = dict(
-            model="MKGformer",
-            model_kwargs=tiny_model_kwargs(fusion_layers=2, entity_modeling_epochs=30, entity_modeling_lr=1e-2),
-            loss="bcewithlogits",
-            training_loop="lcwa",
-            training_kwargs=dict(num_epochs=30, batch_size=32),
-            optimizer="adam",
-            optimizer_kwargs=dict(lr=3e-3),
-            evaluation_kwargs=dict(batch_size=64, targets=("tail",)),
-        )
+    if dataset == "ShapesKG":  # the ShapesKG table's MKGformer, as in tests/kgc/test_kgc_quality.py
+        kwargs = shapes_model_settings()["MKGformer"]
+        kwargs["evaluation_kwargs"] = dict(batch_size=64, targets=("tail",))
     elif dataset == "WN18IMGMini":  # the demo's configuration
         kwargs = default_model_settings()["MKGformer"]
         kwargs["evaluation_kwargs"] = dict(batch_size=256)
@@ -213,7 +204,7 @@ def main() -> None:
         body = (
             "Tiny random towers (2 layers, 32 wide; 32 px images), CPU, one thread per run; mean ± standard "
             f"deviation over seeds {', '.join(map(str, args.seeds))}. Filtered, realistic ranks from PyKEEN's "
-            "`RankBasedEvaluator`. ShapesKG: the configuration of `tests/test_kgc_quality.py` (M = 2, 30 + 30 "
+            "`RankBasedEvaluator`. ShapesKG: the configuration of `tests/kgc/test_kgc_quality.py` (M = 2, 30 + 30 "
             "epochs, BCE), tail prediction for held-out heads. WN18IMGMini: the demo's MKGformer (M = 1, 2 + 40 "
             "epochs, cross-entropy), both sides.\n\n" + table
         )

@@ -4,7 +4,7 @@
 #
 #   benchmarks/clone_check.sh                        # fresh venv, the README's install, the whole suite
 #   benchmarks/clone_check.sh --venv .venv           # copy this venv instead of installing (offline, faster)
-#   benchmarks/clone_check.sh --venv .venv tests/test_pykeen_cli.py tests/test_demo.py   # only these tests
+#   benchmarks/clone_check.sh --venv .venv tests/cli/test_pykeen_cli.py tests/cli/test_demo.py   # only these tests
 #   CLONE_CHECK_NO_WRITE=1 benchmarks/clone_check.sh ...   # do not record the outcome in RESULTS.md
 #   CLONE_CHECK_KEEP=1 benchmarks/clone_check.sh ...       # keep the clone's venv (removed by default)
 #

@@ -16,6 +16,12 @@ same bytes as a reduce-scatter plus all-gathers.)
     python benchmarks/ddp_scaling.py --accelerator gpu --devices 1 2 4 8 --preset base \\
         --dataset synthetic:40943 --batch 96 --precision bf16-mixed    # N GPUs (NCCL)
     python benchmarks/ddp_scaling.py --accelerator gpu --devices 8 --strategy fsdp --preset base ...
+    python benchmarks/ddp_scaling.py --accelerator gpu --devices 1 2 4 8 --head-parallel vocab --preset base \
+        --dataset synthetic:40943 --batch 96 --precision bf16-mixed    # entity rows sharded, encoder DDP
+
+With ``--head-parallel vocab`` the model is ``MKGformer(head_parallel="vocab")`` under the plugin's
+``VocabParallelLCWALitModule`` (each process holds N / W entity rows; the gradients column counts
+what DDP still all-reduces, without the entity rows).
 
 Each ``--devices`` value runs in its own ``python`` process (Lightning starts the other ranks by
 running this script again with ``--worker``). Stage 1 is off (``entity_modeling_epochs=0``): this
@@ -45,6 +51,8 @@ def build_module(args: argparse.Namespace):
     from pykeen.contrib.lightning import LCWALitModule
     from pykeen.datasets import EagerDataset
 
+    from pykeen_mkgformer.kgc.lightning import VocabParallelLCWALitModule
+
     from kgc_speed import preset_kwargs, synthetic_training
     from pykeen_mkgformer.kgc import MKGformer  # the class itself: no entry points needed (the GPU machine)
 
@@ -54,7 +62,8 @@ def build_module(args: argparse.Namespace):
         dataset_kwargs = None
     else:
         dataset, dataset_kwargs = args.dataset, dict(create_inverse_triples=True)
-    return LCWALitModule(
+    module = VocabParallelLCWALitModule if args.head_parallel == "vocab" else LCWALitModule
+    return module(
         dataset=dataset,
         dataset_kwargs=dataset_kwargs,
         model=MKGformer,
@@ -63,6 +72,7 @@ def build_module(args: argparse.Namespace):
             entity_modeling_epochs=0,
             max_seq_length=args.seq,
             progress=False,
+            head_parallel=args.head_parallel,
             **preset_kwargs(args.preset),
         ),
         batch_size=args.batch,
@@ -99,6 +109,8 @@ def worker(args: argparse.Namespace) -> None:
     module = build_module(args)
     timer = StepTimer()
     strategy = args.strategy if args.devices > 1 else "auto"
+    if args.head_parallel and args.strategy != "ddp":
+        raise SystemExit("--head-parallel vocab runs with --strategy ddp")
     trainer = pytorch_lightning.Trainer(
         accelerator=args.accelerator,
         devices=args.devices,
@@ -141,7 +153,7 @@ def worker(args: argparse.Namespace) -> None:
             json.dumps(
                 dict(
                     devices=trainer.world_size,
-                    strategy=strategy,
+                    strategy=strategy + ("+vocab head" if args.head_parallel else ""),
                     step=step,
                     steps=len(timer.times) - args.warmup,
                     global_batch=args.batch * trainer.world_size,
@@ -160,6 +172,7 @@ def main() -> None:
     parser.add_argument("--devices", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--strategy", choices=["ddp", "fsdp"], default="ddp")
     parser.add_argument("--accelerator", choices=["cpu", "gpu"], default="cpu")
+    parser.add_argument("--head-parallel", choices=["vocab"], default=None, help="shard the entity rows (MKGformer option)")
     parser.add_argument("--precision", default="32-true", help="Lightning's precision, e.g. bf16-mixed on GPUs")
     parser.add_argument("--preset", choices=["tiny", "minilm-vitsmall", "base"], default="tiny")
     parser.add_argument("--dataset", default="synthetic:2000", help="a PyKEEN dataset name, or synthetic:N")
@@ -189,7 +202,7 @@ def main() -> None:
                 f"--precision={args.precision}", f"--preset={args.preset}", f"--dataset={args.dataset}",
                 f"--batch={args.batch}", f"--seq={args.seq}", f"--steps={args.steps}", f"--warmup={args.warmup}",
                 f"--threads={args.threads}",
-            ]
+            ] + ([f"--head-parallel={args.head_parallel}"] if args.head_parallel else [])
             env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
             subprocess.run(command, check=True, env=env)
             rows.append(json.loads(result.read_text()))
@@ -218,8 +231,9 @@ def main() -> None:
             "samples/s | scaling efficiency | all-reduce per step | gradients |\n"
             "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
         )
+        head = ", vocab-parallel head" if args.head_parallel else ""
         write_section(
-            f"Data-parallel scaling ({args.preset}, {args.accelerator}, {args.strategy})",
+            f"Data-parallel scaling ({args.preset}, {args.accelerator}, {args.strategy}{head})",
             header + "\n".join(lines),
         )
 

@@ -2,11 +2,11 @@
 
 Three parts, written to the "Reliability" section of RESULTS.md:
 
-1. **Fuzzing**: the properties of ``tests/fuzz_support.py`` (the ones CI runs a few hundred times)
+1. **Fuzzing**: the properties of ``tests/reliability/fuzz_support.py`` (the ones CI runs a few hundred times)
    on many more random inputs per reader and for the image decoder. Inputs that break a property
    or raise any exception other than the package's own are counted (none expected) and saved to
    ``OUTPUT/failures/`` for reproduction; the campaign never stops at the first.
-2. **Gauntlet**: every class of ``tests/hostile_inputs.py`` through every text reader, and every
+2. **Gauntlet**: every class of ``tests/reliability/hostile_inputs.py`` through every text reader, and every
    image class through the decoder, the link-prediction pixel cache and the RE/NER image loader;
    the observed behaviour (error / named skip / handled) is tabulated and compared with the
    expected one. Here the over-long-line case really is over 64 MiB.
@@ -39,7 +39,7 @@ import warnings
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "tests"))  # the shared strategies, oracles and hostile inputs
+sys.path.insert(0, str(HERE.parent / "tests" / "reliability"))  # the shared strategies, oracles and hostile inputs
 
 from _results import write_section  # noqa: E402
 
@@ -233,10 +233,10 @@ def render(fuzzing: list[dict], gauntlet_result: dict, resume: list[dict], text_
         "",
         f"### Fuzzing (hypothesis, seed {seed}, {text_examples:,} inputs per text reader, {image_examples:,} images)",
         "",
-        "The properties of `tests/fuzz_support.py`: parsed data or the package's own error naming the file",
+        "The properties of `tests/reliability/fuzz_support.py`: parsed data or the package's own error naming the file",
         "(and line), never another exception; with skipping, every line is parsed, blank/structural or",
         "reported (checked against an independent line oracle), and every undecodable line is reported with",
-        "its number. CI (`tests/test_fuzz.py`) runs the same properties 250 times each, derandomized.",
+        "its number. CI (`tests/reliability/test_fuzz.py`) runs the same properties 250 times each, derandomized.",
         "",
         "| reader | inputs tried | handled | named skip | error | unhandled exceptions | property violations |",
         "| --- | --- | --- | --- | --- | --- | --- |",
@@ -254,8 +254,8 @@ def render(fuzzing: list[dict], gauntlet_result: dict, resume: list[dict], text_
     lines += [
         "### Hostile text inputs: input class -> behaviour",
         "",
-        "Observed by `benchmarks/fuzz_campaign.py` (the cases of `tests/hostile_inputs.py`, asserted in CI by",
-        "`tests/test_gauntlet.py`). Empty split files are an error at the split level (datasets, `re`, `ner`),",
+        "Observed by `benchmarks/fuzz_campaign.py` (the cases of `tests/reliability/hostile_inputs.py`, asserted in CI by",
+        "`tests/reliability/test_gauntlet.py`). Empty split files are an error at the split level (datasets, `re`, `ner`),",
         "before any training; an empty `entity2text` is allowed (with a warning: items fall back to their labels).",
         "",
         "| input class | " + " | ".join(readers) + " |",
@@ -300,16 +300,16 @@ def render(fuzzing: list[dict], gauntlet_result: dict, resume: list[dict], text_
     lines += [
         "| RE: a run stopped after its first epoch's checkpoint resumes to the uninterrupted run's history, test "
         "scores and predictions; a checkpoint with other settings is refused | passes | "
-        "`tests/test_re_cli.py::test_resumed_run_ends_like_an_uninterrupted_one` |",
+        "`tests/tasks/test_re_cli.py::test_resumed_run_ends_like_an_uninterrupted_one` |",
         "| Link prediction (PyKEEN pipeline with checkpoints): a run stopped after one epoch resumes to the same "
         "losses and metrics, stage 1 not repeated | passes | "
-        "`tests/test_kgc_pykeen.py::test_checkpoint_resume_gives_the_same_result` |",
+        "`tests/kgc/test_kgc_pykeen.py::test_checkpoint_resume_gives_the_same_result` |",
         "| Pixel cache build SIGKILLed midway: no entry is left, the next construction rebuilds it (same pixels) "
         "and removes the dead build's temporary folder | passes | "
-        "`tests/test_pixel_cache_integrity.py::test_a_build_killed_midway_leaves_no_entry_and_is_redone` |",
+        "`tests/data/test_pixel_cache_integrity.py::test_a_build_killed_midway_leaves_no_entry_and_is_redone` |",
         "| Pixel cache entry truncated / extended / emptied / missing files / garbled or old `meta.json` / index "
         "out of range: detected on open, rebuilt, same pixels | passes | "
-        "`tests/test_pixel_cache_integrity.py` |",
+        "`tests/data/test_pixel_cache_integrity.py` |",
         "| `checkpoint.pt` and `best_model.pt` are written to a temporary name and renamed; a damaged one is an "
         "error naming it | by construction | `pykeen_mkgformer/tasks/training.py` |",
     ]

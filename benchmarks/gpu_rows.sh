@@ -12,8 +12,9 @@
 #   run(command="bash benchmarks/gpu_rows.sh", carry=[".whl"], timeout_s=540)
 # and copy the returned RESULTS.md over benchmarks/RESULTS.md (it holds the new sections).
 # Set PEAK_TFLOPS for a card other than the H200 (790 TFLOP/s bf16 dense, measured there).
-# Several GPUs (one machine): DDP_DEVICES="1 2 4 8" for ddp_scaling.py, HEAD_GPUS=8 for the vocabulary-parallel
-# entity head at Wikidata5M size (kgc_scale.py --wikidata5m spawns one process per GPU, NCCL); e.g.
+# Several GPUs (one machine): DDP_DEVICES="1 2 4 8" for ddp_scaling.py (plain DDP, then MKGformer(head_parallel="vocab")
+# through PyKEEN's Lightning integration), HEAD_GPUS=8 for the vocabulary-parallel entity head alone at Wikidata5M
+# size (kgc_scale.py --wikidata5m spawns one process per GPU, NCCL); e.g.
 #   DDP_DEVICES="1 2 4 8" HEAD_GPUS=8 bash benchmarks/gpu_rows.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,6 +42,12 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null
   python3 benchmarks/ddp_scaling.py --accelerator gpu --devices ${DDP_DEVICES:-1} --strategy "${DDP_STRATEGY:-ddp}" \
     --preset base --dataset synthetic:40943 --batch "${DDP_BATCH:-96}" --seq 64 --precision bf16-mixed --steps 10 \
     || echo "ddp_scaling.py failed (the rows above are kept)"
+  # the same with MKGformer(head_parallel="vocab") under the plugin's VocabParallelLCWALitModule: each GPU holds
+  # N / W entity rows and their Adam state, the encoder stays DDP (VOCAB_ENTITIES: the synthetic graph's size)
+  python3 benchmarks/ddp_scaling.py --accelerator gpu --devices ${DDP_DEVICES:-1} --strategy ddp --head-parallel vocab \
+    --preset base --dataset "synthetic:${VOCAB_ENTITIES:-40943}" --batch "${DDP_BATCH:-96}" --seq 64 \
+    --precision bf16-mixed --steps 10 \
+    || echo "ddp_scaling.py --head-parallel vocab failed (the rows above are kept)"
   # Wikidata5M size (4.6 M entities, 822 relations, 20.6 M triples, Zipf degrees): dense 1-N vs sampled softmax on
   # one GPU, and the vocabulary-parallel head over HEAD_GPUS GPUs (one process per GPU, NCCL), at d = 32 and at the
   # paper's d = 768 (the dense d = 768 head with Adam is 70 GB: it fits an H200, not an 80 GB card)

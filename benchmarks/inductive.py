@@ -14,7 +14,7 @@ The transductive row is the same trained model on the seen entities' test triple
 validation heads, which had ids but no triples). TransE and RotatE cannot embed an entity that was
 not trained: no number.
 
-Datasets: ``ShapesKG`` (held out: its 6 test heads; the configuration of ``tests/test_kgc_quality.py``)
+Datasets: ``ShapesKG`` (held out: its 6 test heads; the configuration of ``tests/kgc/test_kgc_quality.py``)
 and ``WN18IMGMini`` (held out: 10% of the entities with images and triples, seed 0; the demo's
 MKGformer configuration; images from ``$PYKEEN_MKGFORMER_DATA/wn18_images``).
 
@@ -56,23 +56,13 @@ def split_and_settings(dataset: str):
 
     from pykeen_mkgformer.data import ShapesKG, WN18IMGMini
     from pykeen_mkgformer.data.inductive import hold_out_entities, sample_imaged_entities, shapes_inductive_split
-    from pykeen_mkgformer.demo import default_model_settings
-    from pykeen_mkgformer.kgc.presets import tiny_model_kwargs
+    from pykeen_mkgformer.demo import default_model_settings, shapes_model_settings
 
     if dataset == "ShapesKG":
         split = shapes_inductive_split(ShapesKG(create_inverse_triples=True))
-        settings = dict(
-            model="MKGformer",
-            model_kwargs=tiny_model_kwargs(
-                fusion_layers=2, max_images=1, entity_modeling_epochs=30, entity_modeling_lr=1e-2, progress=False
-            ),
-            loss="bcewithlogits",
-            training_loop="lcwa",
-            training_kwargs=dict(num_epochs=30, batch_size=32),
-            optimizer="adam",
-            optimizer_kwargs=dict(lr=3e-3),
-            evaluation_kwargs=dict(batch_size=64, targets=("tail",)),
-        )
+        settings = copy.deepcopy(shapes_model_settings()["MKGformer"])  # the ShapesKG table's MKGformer
+        settings["model_kwargs"]["progress"] = False
+        settings["evaluation_kwargs"] = dict(batch_size=64, targets=("tail",))
         return split, settings
     source = WN18IMGMini(create_inverse_triples=True)
     triples = [np.asarray(f.triples) for f in (source.training, source.validation, source.testing)]

@@ -103,14 +103,14 @@ def report(outputs: list[Path]) -> str:
         if (output / task / "benchmark.json").is_file()
     ]
     lines += [
-        "| benchmark | text encoder | test P | test R | test F1 | goal F1 | published BERT-base (text only) | epochs | wall time |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| benchmark | recipe | text encoder | test P | test R | test F1 | goal F1 | published BERT-base (text only) | epochs | wall time |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for record in records:
         name, baseline, published, goal = BASELINES[record["task"]]
         options = record["options"]
         lines.append(
-            f"| {name} | MiniLM-L6 | {100 * record['precision']:.2f} | {100 * record['recall']:.2f} | "
+            f"| {name} | {options.get('recipe', 'paper')} | MiniLM-L6 | {100 * record['precision']:.2f} | {100 * record['recall']:.2f} | "
             f"{100 * record['f1']:.2f} | ≥ {goal} | {baseline} {published} | {options['epochs']} | "
             f"{record['wall_seconds'] / 60:.1f} min |"
         )

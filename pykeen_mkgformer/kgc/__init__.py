@@ -11,12 +11,18 @@
 - :class:`EntityModeling` (:mod:`.entity_modeling`): stage 1
 - :class:`KGCRecipe` (:mod:`.recipe`): the plugin's or the official code's inputs, initialisation and stage 1
 - :class:`SmoothedSoftmaxCrossEntropyLoss` (:mod:`.losses`) and the training callbacks of :mod:`.training`
-  (``linearwarmup``, ``decoupledweightdecay``): the official recipe's loss, schedule and AdamW groups
+  (``linearwarmup``, ``decoupledweightdecay``): the official recipe's loss, schedule and AdamW groups;
+  :mod:`.loops`: PyKEEN's LCWA / sLCWA loops that count their batches (``"BatchCountingLCWA"``), for the schedule
+- :class:`SelectingEarlyStopper` (:mod:`.stopping`, ``stopper="selectingearly"``): stops on one validation
+  metric, tests the best state of another (the official best-Hits@10 checkpoint), filters validation with
+  the test triples too
 - :mod:`.new_entities`: :func:`add_entities` (new entities after training), :func:`extend_triples_factory`
 - :mod:`.prediction`: ``pykeen-mkgformer predict`` (:func:`predict`)
 - :mod:`.saved_model`: saving and opening models as data (safetensors + JSON): :func:`save_model`,
   :func:`save_pipeline_result`, :func:`load_model`, :func:`load_trained_model`
 - :mod:`.inductive`: :func:`evaluate_new_entities` (held-out entities, PyKEEN's filtered evaluator)
+- :mod:`.parallel`, :mod:`.vocab_parallel`, :mod:`.lightning`: the vocabulary-parallel entity head, ``MKGformer(head_parallel="vocab")``
+  and its Lightning module (``VocabParallelLCWALitModule``); :mod:`.sampled`: sampled softmax objectives
 
 Names are imported on first access (PEP 562), so that PyKEEN can register :class:`MKGformer`
 while it builds its model resolver without importing transformers' models.
@@ -39,6 +45,9 @@ __all__ = [
     "SmoothedSoftmaxCrossEntropyLoss",
     "LinearWarmupTrainingCallback",
     "DecoupledWeightDecayTrainingCallback",
+    "BatchCountingLCWATrainingLoop",
+    "BatchCountingSLCWATrainingLoop",
+    "SelectingEarlyStopper",
     "EntityImages",
     "EntityTokenRepresentation",
     "EntityTextTokens",
@@ -77,6 +86,9 @@ _WHERE = {
     "SmoothedSoftmaxCrossEntropyLoss": ".losses",
     "LinearWarmupTrainingCallback": ".training",
     "DecoupledWeightDecayTrainingCallback": ".training",
+    "BatchCountingLCWATrainingLoop": ".loops",
+    "BatchCountingSLCWATrainingLoop": ".loops",
+    "SelectingEarlyStopper": ".stopping",
     "EntityImages": ".representation",
     "EntityTokenRepresentation": ".representation",
     "EntityTextTokens": ".representation",

@@ -17,7 +17,9 @@ parameter with zero gradient untouched).
 The official recipe (:meth:`~pykeen_mkgformer.kgc.recipe.KGCRecipe.official`) differs: its loss is
 the label-smoothed cross-entropy of :class:`~pykeen_mkgformer.kgc.losses.SmoothedSoftmaxCrossEntropyLoss`
 (:math:`\varepsilon = 0.1`), **all** rows of the word embedding matrix train, with AdamW (weight
-decay 0.01) and a linear warm-up over the first 10% of the steps, then a linear decay.
+decay 0.01) and a linear warm-up over the first 10% of the steps, then a linear decay; it validates
+every epoch (``validate_every``), stops when the MRR has not improved for 5 validations and hands the
+rows of the best validation Hits@10 to stage 2 (``checkpoint_metric``).
 
 
 Stage 1 runs once, wherever training starts (see :meth:`pykeen_mkgformer.kgc.MKGformer.run_entity_modeling`).
@@ -39,7 +41,7 @@ the new token rows only) are summed over ranks with one all-reduce:
 the single-process gradient of the same global batch. All ranks then take the same Adam step from
 the same state, so they stay identical, and the result equals single-process stage 1 up to
 floating-point summation order and dropout masks (each rank draws its own; with dropout 0 the two
-agree to rounding, see ``tests/test_ddp.py``). A rank whose shard is empty (the last, short batch)
+agree to rounding, see ``tests/kgc/test_ddp.py``). A rank whose shard is empty (the last, short batch)
 contributes a zero gradient.
 """
 
@@ -92,13 +94,17 @@ class EntityModeling:
     #: uniform candidates per step of the sampled objective
     num_negatives: int = 1024
     #: validate every this many epochs (0: never): early stopping on the MRR (``patience`` validations
-    #: without improvement), and the rows of the best Hits@10 are kept (the official selection)
+    #: without improvement), and the rows of the best ``checkpoint_metric`` are kept
     validate_every: int = 0
     patience: int = 5
+    #: ``"mrr"`` (the stopping metric's best rows) or ``"hits_at_10"`` (the official selection)
+    checkpoint_metric: str = "mrr"
 
     def __post_init__(self) -> None:
         if self.rows not in ("new", "all"):
             raise ValueError(f"rows must be 'new' or 'all', got {self.rows!r}.")
+        if self.checkpoint_metric not in _Selection.METRICS:
+            raise ValueError(f"checkpoint_metric must be one of {_Selection.METRICS}, got {self.checkpoint_metric!r}.")
         if self.objective not in ("full", "sampled"):
             raise ValueError(f"objective must be 'full' or 'sampled', got {self.objective!r}.")
         if self.objective == "sampled" and (self.rows != "new" or self.weight_decay):
@@ -176,7 +182,7 @@ class EntityModeling:
         losses: list[float] = []
         device = weight.device
         generator = torch.Generator().manual_seed(seed)
-        selection = _Selection(self.patience)
+        selection = _Selection(self.patience, self.checkpoint_metric)
         fork_devices = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
         first_reduced_row = offset if self.rows == "new" else 0
         try:
@@ -334,12 +340,18 @@ class EntityModeling:
 
 class _Selection:
     """Stage-1 validation: each entity's query ranks it among all entities (rank = 1 + the number of
-    strictly higher scores); early stopping on the MRR, and the rows of the best Hits@10 kept."""
+    strictly higher scores); early stopping on the MRR, and the rows of the best ``checkpoint_metric``
+    kept (the first of equals, as Lightning's ``ModelCheckpoint`` keeps on ties)."""
 
-    def __init__(self, patience: int):
+    METRICS = ("mrr", "hits_at_10")
+
+    def __init__(self, patience: int, checkpoint_metric: str = "mrr"):
+        if checkpoint_metric not in self.METRICS:
+            raise ValueError(f"checkpoint_metric must be one of {self.METRICS}, got {checkpoint_metric!r}.")
         self.patience = patience
+        self.checkpoint_metric = checkpoint_metric
         self.best_mrr = float("-inf")
-        self.best_hits = float("-inf")
+        self.best_checkpoint = float("-inf")
         self.best_rows: torch.Tensor | None = None
         self.waited = 0
         self.history: list[dict[str, float]] = []
@@ -359,8 +371,9 @@ class _Selection:
         ranks_ = torch.cat(ranks)
         mrr, hits = float((1.0 / ranks_).mean()), float((ranks_ <= 10).double().mean())
         self.history.append({"mrr": mrr, "hits_at_10": hits})
-        if hits > self.best_hits:
-            self.best_hits, self.best_rows = hits, weight.detach().clone()
+        value = self.history[-1][self.checkpoint_metric]
+        if value > self.best_checkpoint:
+            self.best_checkpoint, self.best_rows = value, weight.detach().clone()
         if mrr > self.best_mrr:
             self.best_mrr, self.waited = mrr, 0
             return False
@@ -368,11 +381,11 @@ class _Selection:
         return self.waited >= self.patience
 
     def restore(self, weight: torch.Tensor) -> None:
-        """Put the rows of the best validation Hits@10 back (nothing when there was no validation)."""
+        """Put the rows of the best validation ``checkpoint_metric`` back (nothing when there was no validation)."""
         if self.best_rows is not None:
             with torch.no_grad():
                 weight.copy_(self.best_rows)
-            logger.info("entity modeling: validations %s; kept the rows of the best Hits@10", self.history)
+            logger.info("entity modeling: validations %s; kept the rows of the best %s", self.history, self.checkpoint_metric)
 
 
 def _distributed() -> tuple[int, int]:

@@ -120,6 +120,7 @@ class MKGformer(ERModel):
         """Write the model as data (safetensors + JSON): :func:`pykeen_mkgformer.kgc.saved_model.save_model`."""
         from .saved_model import save_model
 
+        self._check_unsharded()
         return save_model(self, folder, **kwargs)
 
     @classmethod
@@ -158,6 +159,7 @@ class MKGformer(ERModel):
         entity_modeling_negatives: int = 1024,
         gradient_checkpointing: bool = False,
         scoring_head: str | type[MKGformerInteraction] | None = None,
+        head_parallel: Literal["vocab"] | None = None,
         progress: bool = True,
         loss: HintOrType[Loss] = None,
         loss_kwargs: Mapping[str, Any] | None = None,
@@ -204,6 +206,10 @@ class MKGformer(ERModel):
         :param scoring_head: the interaction that scores a query against the candidates: a subclass of
             :class:`~pykeen_mkgformer.kgc.interaction.MKGformerInteraction` or its name in PyKEEN's
             ``interaction_resolver``; default: the 1-N MLM head
+        :param head_parallel: ``"vocab"``: on several processes, each holds only its share of the entity rows
+            (token embeddings and biases) and of their optimizer state, set up by :meth:`shard_entity_rows`
+            (which :class:`~pykeen_mkgformer.kgc.lightning.VocabParallelLCWALitModule` calls); see
+            :mod:`~pykeen_mkgformer.kgc.vocab_parallel`. None: every process holds all rows
         :param progress: progress bars for image preprocessing and stage 1
         :param loss: the loss (default: BCE with logits, as the paper)
         :param loss_kwargs: its keyword arguments
@@ -219,6 +225,8 @@ class MKGformer(ERModel):
         from .presets import resolve_encoder
         from .recipe import resolve_recipe
 
+        if head_parallel not in (None, "vocab"):
+            raise ValueError(f"head_parallel must be None or 'vocab', got {head_parallel!r}.")
         text_encoder = resolve_encoder(text_encoder, "text")
         vision_encoder = resolve_encoder(vision_encoder, "vision")
         _check_multimodal(triples_factory)
@@ -300,6 +308,8 @@ class MKGformer(ERModel):
         self.spec = spec
         #: the interaction class (scoring head), rebuilt with it on reset
         self.scoring_head = head
+        #: ``"vocab"``: the entity rows are to be sharded over the processes (:meth:`shard_entity_rows`)
+        self.head_parallel = head_parallel
         if not self.use_inverse_triples:
             logger.warning(
                 "MKGformer without inverse triples: head prediction is trained only by training loops that call "
@@ -331,6 +341,7 @@ class MKGformer(ERModel):
             num_negatives=entity_modeling_negatives,
             validate_every=self.recipe.entity_modeling_validate_every,
             patience=self.recipe.entity_modeling_patience,
+            checkpoint_metric=self.recipe.entity_modeling_checkpoint_metric,
         )
         self.register_buffer("entity_modeling_done", torch.zeros((), dtype=torch.bool))
         self._entity_modeling_pending = True
@@ -520,6 +531,34 @@ class MKGformer(ERModel):
             self, labels, descriptions, images, entity_modeling_epochs=entity_modeling_epochs, **kwargs
         )
 
+    # ------------------------------------------------------------------ vocabulary-parallel entity head
+    def shard_entity_rows(self, **kwargs: Any) -> Any:
+        """Keep only this process's entity rows: :func:`~.vocab_parallel.shard_entity_rows` (all ranks call it)."""
+        if self.head_parallel != "vocab":
+            raise ValueError("shard_entity_rows needs a model built with head_parallel='vocab'.")
+        from .vocab_parallel import shard_entity_rows
+
+        return shard_entity_rows(self, **kwargs)
+
+    def unshard_entity_rows(self) -> None:
+        """Gather the entity rows of all processes back into this model: :func:`~.vocab_parallel.unshard_entity_rows`."""
+        from .vocab_parallel import unshard_entity_rows
+
+        unshard_entity_rows(self)
+
+    @property
+    def entity_rows_sharded(self) -> bool:
+        """Whether this process holds only its shard of the entity rows."""
+        return self.__dict__.get("_vocab_parallel") is not None
+
+    def _check_unsharded(self) -> None:
+        if self.entity_rows_sharded:
+            raise RuntimeError(
+                "This MKGformer holds only its shard of the entity rows: score with "
+                "pykeen_mkgformer.kgc.vocab_parallel.vocab_parallel_loss / vocab_parallel_ranks, or call "
+                "unshard_entity_rows() on every rank first."
+            )
+
     # ------------------------------------------------------------------ scoring
     def _directed_relations(self, relations: LongTensor, *, head_side: bool) -> LongTensor:
         """Directed relation ids (``2r`` forward, ``2r + 1`` inverse) of the queries.
@@ -538,6 +577,7 @@ class MKGformer(ERModel):
 
     def _score_queries(self, known: LongTensor, directed: LongTensor, candidates: LongTensor | None) -> FloatTensor:
         """Scores ``(batch, num_candidates)``: one encoder pass per query, one matmul over the candidates."""
+        self._check_unsharded()
         h, r, t = self._get_representations(h=known.unsqueeze(1), r=directed.unsqueeze(1), t=candidates)
         if candidates is None or candidates.dim() == 1:
             t = parallel_unsqueeze(t, dim=0)
@@ -577,6 +617,7 @@ class MKGformer(ERModel):
     ) -> FloatTensor:
         # PyKEEN's broadcast scoring, f(h, r, t) for (h, r, ?) queries: PyKEEN's relation ids -> directed ids
         self._maybe_run_entity_modeling()
+        self._check_unsharded()
         directed = self._directed_relations(r_indices, head_side=False)
         return super().forward(h_indices, directed, t_indices, slice_size=slice_size, slice_dim=slice_dim, mode=mode)
 
@@ -584,6 +625,7 @@ class MKGformer(ERModel):
     def score_hrt(self, hrt_batch: LongTensor, *, mode: InductiveMode | None = None) -> FloatTensor:  # noqa: D102
         self._check_mode(mode)
         self._maybe_run_entity_modeling()
+        self._check_unsharded()
         directed = self._directed_relations(hrt_batch[:, 1], head_side=False)
         h, r, t = self._get_representations(h=hrt_batch[:, 0], r=directed, t=hrt_batch[:, 2])
         return self.interaction.score_hrt(h=h, r=r, t=t)

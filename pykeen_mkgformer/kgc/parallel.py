@@ -56,7 +56,7 @@ Why not DTensor's :func:`torch.distributed.tensor.parallel.loss_parallel`: it co
 tensor-parallel pattern (the same batch on every rank). MKGformer needs multi-hot LCWA labels, the
 official label smoothing and BCE, and a data-parallel encoder whose query states must be gathered and
 whose gradients must go back to the rank that encoded them; the explicit collectives above cost the
-same two ``(|B|,)`` all-reduces that ``loss_parallel`` does. ``tests/test_parallel_head.py`` checks
+same two ``(|B|,)`` all-reduces that ``loss_parallel`` does. ``tests/kgc/test_parallel_head.py`` checks
 that both give the same plain cross-entropy.
 
 Without an initialised process group (or with ``group`` of size 1) everything runs locally, so the

@@ -4,7 +4,9 @@
 about the fused layers (those are :class:`~pykeen_mkgformer.encoder.HybridConfig`'s
 ``fusion_variant``) and in which the official code (``zjunlp/MKGformer``, ``MKG/``) differs from
 this plugin's defaults. ``KGCRecipe.official()`` (``recipe="official"``) is what the official
-scripts do; each field may be overridden.
+scripts do; each field may be overridden. The stage-2 fields (``checkpoint_metric``,
+``checkpoint_restore``, ``validation_filter``) act through the stopper
+:class:`~pykeen_mkgformer.kgc.stopping.SelectingEarlyStopper`, which reads them from the model.
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ _CHOICES = {
     "image_choice": ("sorted", "official"),
     "missing_images": ("masked", "zeros"),
     "text_cleaning": ("none", "official"),
+    "entity_modeling_checkpoint_metric": ("mrr", "hits_at_10"),
+    "checkpoint_restore": ("on_stop", "always"),
+    "validation_filter": ("training", "all"),
 }
 
 #: the official collator's cap on an entity's images and the seed of its draw (``MKG/data/data_module.py``)
@@ -68,10 +73,25 @@ class KGCRecipe:
     #: stage 1 validates every this many epochs (0: never, run all epochs and keep the last state):
     #: each entity's stage-1 query ranks it among all entities; training stops when the MRR has not
     #: improved for ``entity_modeling_patience`` validations, and the token rows of the validation
-    #: with the best Hits@10 go to stage 2 (the official ``EarlyStopping`` / ``ModelCheckpoint``;
-    #: its scripts validate every 10 epochs on WN18, every epoch on FB15k-237)
+    #: with the best ``entity_modeling_checkpoint_metric`` go to stage 2 (the official ``EarlyStopping`` /
+    #: ``ModelCheckpoint``; its scripts validate every 10 epochs on WN18, every epoch on FB15k-237)
     entity_modeling_validate_every: int = 0
     entity_modeling_patience: int = 5
+    #: which validated stage-1 state goes to stage 2: the best ``"mrr"`` (the stopping metric's, as
+    #: PyKEEN's stopper keeps), or the best ``"hits_at_10"`` (official: ``ModelCheckpoint(monitor=
+    #: "Eval/hits10")``); only read when ``entity_modeling_validate_every`` > 0
+    entity_modeling_checkpoint_metric: str = "mrr"
+    # ---- stage 2, read by :class:`~pykeen_mkgformer.kgc.stopping.SelectingEarlyStopper` (``stopper="selectingearly"``)
+    #: the validation metric (a PyKEEN metric name) whose best state is tested: None keeps the stopper's
+    #: own ``metric`` (PyKEEN's ``EarlyStopper``); official: ``"hits_at_10"`` (while stopping on the MRR)
+    checkpoint_metric: str | None = None
+    #: when the best state is put back: ``"on_stop"`` (only after an early stop; a run that uses all
+    #: its epochs keeps the last state, as PyKEEN's ``EarlyStopper``), or ``"always"`` (official: the
+    #: test runs on the best checkpoint, ``MKG/main.py`` loads ``best_model_path`` after ``fit``)
+    checkpoint_restore: str = "on_stop"
+    #: the known triples filtered out of validation ranks: ``"training"`` (PyKEEN's stopper: training and
+    #: validation triples) or ``"all"`` (official: training, validation and test triples)
+    validation_filter: str = "training"
 
     def __post_init__(self) -> None:
         for name, choices in _CHOICES.items():
@@ -79,6 +99,8 @@ class KGCRecipe:
                 raise ValueError(f"{name} must be one of {choices}, got {getattr(self, name)!r}.")
         if not 0.0 <= self.entity_modeling_smoothing < 1.0 or self.entity_modeling_weight_decay < 0.0:
             raise ValueError("entity_modeling_smoothing must be in [0, 1) and entity_modeling_weight_decay >= 0.")
+        if self.checkpoint_metric is not None and not isinstance(self.checkpoint_metric, str):
+            raise ValueError(f"checkpoint_metric must be None or a metric name, got {self.checkpoint_metric!r}.")
         if self.entity_modeling_validate_every < 0 or self.entity_modeling_patience < 1:
             raise ValueError("entity_modeling_validate_every must be >= 0 and entity_modeling_patience >= 1.")
         ratio = self.entity_modeling_warmup_ratio
@@ -87,7 +109,8 @@ class KGCRecipe:
 
     @classmethod
     def official(cls, **overrides: Any) -> "KGCRecipe":
-        """The official scripts' choices (``MKG/data/processor.py``, ``MKG/lit_models/transformer.py``)."""
+        """The official scripts' choices (``MKG/data/processor.py``, ``MKG/lit_models/transformer.py``,
+        ``MKG/main.py``)."""
         values: dict[str, Any] = dict(
             query_format="official",
             token_init="normal",
@@ -101,6 +124,10 @@ class KGCRecipe:
             text_cleaning="official",
             entity_modeling_validate_every=1,
             entity_modeling_patience=5,
+            entity_modeling_checkpoint_metric="hits_at_10",
+            checkpoint_metric="hits_at_10",
+            checkpoint_restore="always",
+            validation_filter="all",
         )
         values.update(overrides)
         return cls(**values)

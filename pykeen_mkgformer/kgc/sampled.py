@@ -18,7 +18,7 @@ negatives): each candidate's logit loses the log of its probability of being in 
     \tilde x_{ic} = x_{ic} - \log Q_c, \qquad Q_c = 1 - (1 - p_c)^{|B|} (1 - 1/N)^{K},
 
 with :math:`p_c` the frequency of :math:`c` as an answer (uniform when unknown; stage 1, where every
-entity is its own answer once per epoch, is uniform). ``tests/test_sampled.py`` checks that the
+entity is its own answer once per epoch, is uniform). ``tests/kgc/test_sampled.py`` checks that the
 correction removes the popularity bias of in-batch negatives (the learned softmax matches the
 answer distribution; without it, it does not). With uniform candidates only
 (``in_batch=False``) the correction is a constant and cancels. The loss is the (official,

@@ -9,7 +9,13 @@ A saved model is the folder ``mkgformer/`` (inside a PyKEEN results folder, or o
   by id (JSON: any string round-trips, tabs, line breaks and U+2028 included);
 - ``triples.safetensors``: the known triples (``training``, and ``validation`` / ``testing`` when
   known at saving time), for the filtered ranks of ``explain``;
-- ``tokenizer/``: the model's own tokenizer (Hugging Face's JSON files).
+- ``tokenizer/``: the model's own tokenizer (Hugging Face's JSON files);
+- ``encoder/``: the hybrid encoder alone as a Hugging Face model (``HybridEncoderModel.save_pretrained``:
+  ``config.json`` and safetensors weights, a copy of the encoder's part of ``model.safetensors``): after
+  ``import pykeen_mkgformer.encoder``, ``transformers.AutoModel.from_pretrained(folder / "encoder")``
+  gives the trained encoder to other code (e.g. to fine-tune it on RE); its word embeddings are the
+  tokenizer's vocabulary, then one row per entity, then one per relation direction. Opening the
+  model reads ``model.safetensors`` only.
 
 Opening it runs no code from the folder: the model is rebuilt from the JSON configuration and the
 weights are read with safetensors. Image paths in ``labels.json`` are only ever decoded as images.
@@ -65,6 +71,7 @@ WEIGHTS_FILE = "model.safetensors"
 LABELS_FILE = "labels.json"
 TRIPLES_FILE = "triples.safetensors"
 TOKENIZER_FOLDER = "tokenizer"
+ENCODER_FOLDER = "encoder"
 FORMAT = "pykeen-mkgformer/saved-model"
 FORMAT_VERSION = 1
 
@@ -235,6 +242,7 @@ def save_model(
         save_file(triples, str(staging / TRIPLES_FILE))
         if tokenizer is not None:
             tokenizer.save_pretrained(str(staging / TOKENIZER_FOLDER))
+        _the_hybrid(model).save_pretrained(staging / ENCODER_FOLDER)
     return Path(folder)
 
 

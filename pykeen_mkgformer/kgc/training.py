@@ -3,6 +3,7 @@ r"""Training callbacks for the official MKGformer recipe, registered in PyKEEN's
 
 Usable from an experiment file (callbacks run in the order given; put the schedule first)::
 
+    "training_loop": "BatchCountingLCWA",
     "training_kwargs": {
       "callbacks": ["linearwarmup", "decoupledweightdecay"],
       "callbacks_kwargs": [{"num_epochs": 12, "warmup_ratio": 0.1},
@@ -22,8 +23,8 @@ Usable from an experiment file (callbacks run in the order given; put the schedu
 
 The schedule reads the step from the training loop (epochs done × batches per epoch + batches of
 this epoch), so a run resumed from a PyKEEN checkpoint continues it; the batches per epoch are the
-length of the data loader PyKEEN builds for the run (the callback watches the loop's
-``_create_training_data_loader``, which runs after the callbacks are registered).
+length of the data loader PyKEEN builds for the run, which the training loops of :mod:`.loops` keep
+(``training_loop="BatchCountingLCWA"``; with another loop the schedule refuses to start).
 """
 
 from __future__ import annotations
@@ -48,27 +49,25 @@ class _StepCounter(TrainingCallback):
 
     def __init__(self):
         super().__init__()
-        self._per_epoch: int | None = None
         self._epoch: int | None = None
         self._in_epoch = 0
 
     def register_training_loop(self, training_loop) -> None:  # noqa: D102
         super().register_training_loop(training_loop)
-        create = training_loop._create_training_data_loader
-
-        def create_and_count(*args: Any, **kwargs: Any):
-            loader = create(*args, **kwargs)
-            self._per_epoch = len(loader)
-            return loader
-
-        training_loop._create_training_data_loader = create_and_count
+        if not hasattr(training_loop, "batches_per_epoch"):
+            raise TypeError(
+                f"{type(self).__name__} steps per batch and needs the batches per epoch before the first step: "
+                f"train with training_loop='BatchCountingLCWA' or 'BatchCountingSLCWA' "
+                f"(pykeen_mkgformer.kgc.loops), not {type(training_loop).__name__}."
+            )
 
     @property
     def per_epoch(self) -> int:
-        """Training batches per epoch."""
-        if self._per_epoch is None:
+        """Training batches per epoch (the training loop's ``batches_per_epoch``)."""
+        count = self.training_loop.batches_per_epoch
+        if count is None:
             raise RuntimeError("the training data loader has not been built yet")
-        return self._per_epoch
+        return count
 
     def step(self) -> int:
         """The 0-based index of the optimizer step about to be taken."""

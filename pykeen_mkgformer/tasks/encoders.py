@@ -13,7 +13,6 @@ from pathlib import Path
 
 from transformers import (
     AutoImageProcessor,
-    AutoModel,
     AutoTokenizer,
     BaseImageProcessor,
     CLIPVisionConfig,
@@ -21,7 +20,7 @@ from transformers import (
 )
 
 from ..encoder import HybridConfig, HybridTransformer
-from ..encoder.backbone import image_processor_for, preset_config, random_vision_config, resized_processor
+from ..encoder.backbone import image_processor_for, load_tower, preset_config, random_vision_config, resized_processor
 from ..encoder.config import resolve_backbone_config
 
 __all__ = ["EncoderBundle", "load_encoder", "tiny_vision_config", "vision_config_from_spec"]
@@ -83,14 +82,12 @@ def load_encoder(
     switches: dict = {"fusion_variant": fusion_variant}
     if fusion_variant == "official":
         switches.update(vision_embedding="class_and_groups", group_positions=OfficialCropImages.group_positions())
-    if random_vision is None:
-        encoder = HybridTransformer.from_pretrained(text, vision, fusion_layers=fusion_layers, **switches)
-        processor = AutoImageProcessor.from_pretrained(vision)
-    else:
-        text_model = AutoModel.from_pretrained(text)
-        config = HybridConfig(text=text_model.config, vision=random_vision, fusion_layers=fusion_layers, **switches)
-        encoder = HybridTransformer(config, text_model=text_model)
-        processor = image_processor_for(random_vision)
+    # the towers as link prediction loads them (encoder.backbone); a random vision tower is only its config
+    text_model, text_config = load_tower(text, role="text")
+    vision_model, vision_config = load_tower(vision if random_vision is None else random_vision, role="vision")
+    config = HybridConfig(text=text_config, vision=vision_config, fusion_layers=fusion_layers, **switches)
+    encoder = HybridTransformer(config, text_model=text_model, vision_model=vision_model)
+    processor = AutoImageProcessor.from_pretrained(vision) if random_vision is None else image_processor_for(random_vision)
     crop_processors = []
     if fusion_variant == "official":
         patch = vision_config.patch_size

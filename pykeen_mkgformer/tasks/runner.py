@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -276,12 +276,9 @@ def build_images(recipe: TaskRecipe, bundle, options: RunOptions) -> InstanceIma
 
 
 def training_settings(recipe: TaskRecipe, *, seed: int) -> TrainingSettings:
-    """The fine-tuning loop's settings from the recipe's numbers."""
-    return TrainingSettings(
-        epochs=recipe.epochs, batch_size=recipe.batch_size, lr=recipe.lr, head_lr=recipe.head_lr,
-        vision_lr=recipe.vision_lr, weight_decay=recipe.weight_decay, decay_all=recipe.decay_all,
-        warmup_ratio=recipe.warmup_ratio, max_grad_norm=recipe.max_grad_norm, seed=seed,
-    )
+    """The fine-tuning loop's settings: every field of :class:`TrainingSettings` but the seed is the recipe's field of that name."""
+    numbers = {item.name: getattr(recipe, item.name) for item in fields(TrainingSettings) if item.name != "seed"}
+    return TrainingSettings(**numbers, seed=seed)
 
 
 def _write_outputs(output: Path, metrics: dict[str, Any], records: Sequence[dict[str, Any]]) -> None:
