@@ -17,8 +17,8 @@ script ``pykeen-mkgformer demo`` with its defaults, in a new process, without ``
 on the machine as it is (``--condition quiet``) and once beside one busy single-threaded PyTorch loop
 (``--condition busy``); each call adds its row to ``OUTPUT/newcomer.json`` and rewrites the section:
 
-    flock /work/cpu.lock python benchmarks/demo_cost.py --newcomer --condition quiet --output /tmp/demo_newcomer
-    flock /work/cpu.lock python benchmarks/demo_cost.py --newcomer --condition busy --output /tmp/demo_newcomer
+    python benchmarks/demo_cost.py --newcomer --condition quiet --output /tmp/demo_newcomer
+    python benchmarks/demo_cost.py --newcomer --condition busy --output /tmp/demo_newcomer
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ def newcomer(output: Path, condition: str, write: bool) -> None:
     )
     print(body)
     if write:
-        write_section(NEWCOMER_SECTION, body, command="flock /work/cpu.lock python benchmarks/demo_cost.py --newcomer "
+        write_section(NEWCOMER_SECTION, body, command="python benchmarks/demo_cost.py --newcomer "
                       "--condition quiet|busy --output OUT")
 
 
