@@ -127,28 +127,11 @@ def _conll_line() -> st.SearchStrategy[bytes]:
                      st.just(b"IMGID:"), st.just(b"word O"))
 
 
-@dataclasses.dataclass(frozen=True)
-class FuzzedReader:
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class FuzzedReader(TextReader):
     """A text reader of the package (from ``text_readers.py``) and the strategy of its lines."""
 
-    reader: TextReader
     line: Callable[[], st.SearchStrategy[bytes]]
-
-    @property
-    def name(self) -> str:
-        return self.reader.name
-
-    @property
-    def file_name(self) -> str:
-        return self.reader.file_name
-
-    @property
-    def read(self) -> Callable:
-        return self.reader.read
-
-    @property
-    def conll(self) -> bool:
-        return self.reader.conll
 
 
 #: the line strategy per reader of ``TEXT_READERS``
@@ -160,7 +143,9 @@ _LINES = {
     "CoNLL": _conll_line,
 }
 
-FUZZED_READERS: dict[str, FuzzedReader] = {name: FuzzedReader(reader, _LINES[name]) for name, reader in TEXT_READERS.items()}
+FUZZED_READERS: dict[str, FuzzedReader] = {
+    name: reader.extended(FuzzedReader, line=_LINES[name]) for name, reader in TEXT_READERS.items()
+}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -218,35 +218,18 @@ def make_image_case(case: ImageCase, folder: Path) -> Path:
 # ---------------------------------------------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
-class Reader:
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Reader(TextReader):
     """A text reader of the package (from ``text_readers.py``), valid content, and its record count."""
 
-    reader: TextReader
     #: valid lines (no newline), without trailing blank line
     lines: tuple[str, ...]
     #: records read from the valid lines
     records: int
 
-    @property
-    def name(self) -> str:
-        return self.reader.name
-
-    @property
-    def file_name(self) -> str:
-        return self.reader.file_name
-
-    @property
-    def read(self) -> Callable:
-        return self.reader.read
-
-    @property
-    def split(self) -> bool:
-        return self.reader.split
-
     def structural(self, line: str) -> bool:
         """Whether the line is part of the format's structure (CoNLL's ``IMGID`` and blank lines)."""
-        return self.reader.conll and (not line.strip() or line.startswith("IMGID:"))
+        return self.conll and (not line.strip() or line.startswith("IMGID:"))
 
 
 MNRE_RECORDS = [
@@ -267,7 +250,9 @@ _VALID = {
     "CoNLL": (("IMGID:1", "Ann\tB-PER", "in\tO", "Rome\tB-LOC", "", "IMGID:2", "Zoë\tB-PER", "", "IMGID:3", "Malmö\tB-LOC"), 3),
 }
 
-READERS: dict[str, Reader] = {name: Reader(reader, *_VALID[name]) for name, reader in TEXT_READERS.items()}
+READERS: dict[str, Reader] = {
+    name: reader.extended(Reader, lines=_VALID[name][0], records=_VALID[name][1]) for name, reader in TEXT_READERS.items()
+}
 
 
 def _joined(reader: Reader, newline: str = "\n", final: bool = True) -> bytes:

@@ -26,6 +26,10 @@ class TextReader:
     #: a split file (train/valid/test): one without records is an error
     split: bool = True
 
+    def extended(self, cls: type, **fields):
+        """This reader as ``cls``, a subclass that adds a suite's own (keyword-only) fields."""
+        return cls(**{field.name: getattr(self, field.name) for field in dataclasses.fields(TextReader)}, **fields)
+
 
 def _read_triples(path: Path, bad_lines: BadLines) -> list:
     from pykeen_mkgformer.data.readers import read_triples
