@@ -23,6 +23,7 @@ import sys
 from typing import Any
 
 from . import _pykeen_shim
+from .resolvers import register_once
 
 __all__ = [
     "PYKEEN_MODELS",
@@ -103,22 +104,17 @@ def _half_imported(path: str) -> bool:
     return module in sys.modules and not hasattr(sys.modules[module], name)
 
 
-def _register(resolver: Any, cls: type) -> None:
-    if resolver.normalize_cls(cls) not in resolver.lookup_dict:
-        resolver.register(cls)
-
-
 def _register_components(kind: str, resolver: Any) -> None:
     for key, path in PYKEEN_COMPONENTS:
         if key == kind and not _half_imported(path):  # a half-imported module registers at its end
-            _register(resolver, resolve(path))
+            register_once(resolver, resolve(path))
 
 
 def _register_all(model_resolver: Any) -> None:
     """Runs once PyKEEN's model resolver exists (``pykeen.models`` and ``pykeen.nn`` are imported by then)."""
     for path in PYKEEN_MODELS:
         if not _half_imported(path):
-            _register(model_resolver, resolve(path))
+            register_once(model_resolver, resolve(path))
     for hook in REGISTRATION_HOOKS:
         resolve(hook)()
     for kind in dict.fromkeys(kind for kind, _ in PYKEEN_COMPONENTS):
@@ -159,7 +155,7 @@ def _when_lightning_resolver_exists(callback: Any) -> None:
 def _register_lit_modules(resolver: Any) -> None:
     for path in PYKEEN_LIT_MODULES:
         if not _half_imported(path):
-            _register(resolver, resolve(path))
+            register_once(resolver, resolve(path))
 
 
 def plugin_model_options() -> dict[str, Any]:
@@ -184,9 +180,7 @@ def _register_baselines(resolver: Any) -> None:
         return  # that module is being imported; it calls ensure_registered() at its end
     from .baselines.models import BASELINES
 
-    for cls in BASELINES:
-        if resolver.normalize_cls(cls) not in resolver.lookup_dict:
-            resolver.register(cls)
+    register_once(resolver, *BASELINES)
 
 
 def ensure_registered() -> None:

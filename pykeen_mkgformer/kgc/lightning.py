@@ -21,13 +21,14 @@ Registered in PyKEEN's ``lit_module_resolver`` (:mod:`pykeen_mkgformer.registrat
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import numpy as np
 import torch
 from pykeen.contrib.lightning import LCWALitModule
 from pykeen.triples import LCWAInstances
+
+from ..resolvers import register_if_made
 
 __all__ = ["LCWAPositives", "VocabParallelLCWALitModule"]
 
@@ -103,12 +104,6 @@ class VocabParallelLCWALitModule(LCWALitModule):
         return optimizer_resolver.make(self.optimizer, self.optimizer_kwargs, params=parameters, lr=self.learning_rate)
 
 
-def _register() -> None:
-    # imported first, this module is half-imported when the plugin's registration runs: it registers itself here
-    # (and while PyKEEN's module is still making its resolver, the registration's callback does)
-    resolver = getattr(sys.modules.get("pykeen.contrib.lightning"), "lit_module_resolver", None)
-    if resolver is not None and resolver.normalize_cls(VocabParallelLCWALitModule) not in resolver.lookup_dict:
-        resolver.register(VocabParallelLCWALitModule)
-
-
-_register()
+# imported first, this module is half-imported when the plugin's registration runs: it registers itself here
+# (and while PyKEEN's module is still making its resolver, the registration's callback does)
+register_if_made("pykeen.contrib.lightning", "lit_module_resolver", VocabParallelLCWALitModule)

@@ -22,6 +22,8 @@ from typing import Any
 from pykeen.training.lcwa import LCWATrainingLoop
 from pykeen.training.slcwa import SLCWATrainingLoop
 
+from ..resolvers import register_if_made
+
 __all__ = ["BatchCountingMixin", "BatchCountingLCWATrainingLoop", "BatchCountingSLCWATrainingLoop"]
 
 
@@ -45,16 +47,5 @@ class BatchCountingSLCWATrainingLoop(BatchCountingMixin, SLCWATrainingLoop):
     """PyKEEN's sLCWA training loop with :attr:`~BatchCountingMixin.batches_per_epoch` (``"BatchCountingSLCWA"``)."""
 
 
-def _register_when_first() -> None:
-    """When this module is what imported PyKEEN's training loops, the plugin's registration found it half-imported."""
-    import sys
-
-    resolver = getattr(sys.modules.get("pykeen.training"), "training_loop_resolver", None)
-    if resolver is None:  # being made: pykeen_mkgformer.registration registers the loops
-        return
-    for loop in (BatchCountingLCWATrainingLoop, BatchCountingSLCWATrainingLoop):
-        if resolver.normalize_cls(loop) not in resolver.lookup_dict:
-            resolver.register(loop)
-
-
-_register_when_first()
+# imported first, this module was half-imported when the plugin's registration ran
+register_if_made("pykeen.training", "training_loop_resolver", BatchCountingLCWATrainingLoop, BatchCountingSLCWATrainingLoop)

@@ -19,8 +19,10 @@ shared equally among them.
 from __future__ import annotations
 
 import torch
-from pykeen.losses import SetwiseLoss
+from pykeen.losses import SetwiseLoss, loss_resolver
 from torch.nn import functional
+
+from ..resolvers import register_once
 
 __all__ = ["SmoothedSoftmaxCrossEntropyLoss", "smoothed_softmax_cross_entropy"]
 
@@ -83,11 +85,4 @@ class SmoothedSoftmaxCrossEntropyLoss(SetwiseLoss):
         raise NotImplementedError("SmoothedSoftmaxCrossEntropyLoss scores all entities: use it with LCWA.")
 
 
-def _register() -> None:
-    from pykeen.losses import loss_resolver
-
-    if loss_resolver.normalize_cls(SmoothedSoftmaxCrossEntropyLoss) not in loss_resolver.lookup_dict:
-        loss_resolver.register(SmoothedSoftmaxCrossEntropyLoss)
-
-
-_register()
+register_once(loss_resolver, SmoothedSoftmaxCrossEntropyLoss)

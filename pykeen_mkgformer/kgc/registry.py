@@ -19,6 +19,8 @@ import importlib
 import sys
 from typing import Any
 
+from ..resolvers import register_once
+
 __all__ = ["register_with_pykeen", "REPRESENTATIONS"]
 
 #: the representations and their modules (registered under the class name minus "Representation")
@@ -30,11 +32,6 @@ REPRESENTATIONS = {
     "EntityImageRepresentation": "representation",
     "MultimodalEntityRepresentation": "multimodal",
 }
-
-
-def _register(resolver, cls) -> None:
-    if resolver.normalize_cls(cls) not in resolver.lookup_dict:
-        resolver.register(cls)
 
 
 def register_with_pykeen(model_resolver: Any = None) -> None:
@@ -49,16 +46,16 @@ def register_with_pykeen(model_resolver: Any = None) -> None:
 
     from .interaction import MKGformerInteraction
 
-    _register(interaction_resolver, MKGformerInteraction)
+    register_once(interaction_resolver, MKGformerInteraction)
     # a module still being imported (its import of pykeen.models led here) is skipped: it calls this
     # function again at its end
     for name, module_name in REPRESENTATIONS.items():
         cls = getattr(importlib.import_module(f"{__package__}.{module_name}"), name, None)
         if cls is not None:
-            _register(representation_resolver, cls)
+            register_once(representation_resolver, cls)
     if model_resolver is None:
         models = sys.modules.get("pykeen.models")
         model_resolver = getattr(models, "model_resolver", None) if models is not None else None
     rotate = getattr(importlib.import_module(f"{__package__}.multimodal"), "MultimodalRotatE", None)
     if model_resolver is not None and rotate is not None:
-        _register(model_resolver, rotate)
+        register_once(model_resolver, rotate)

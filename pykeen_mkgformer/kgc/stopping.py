@@ -43,6 +43,8 @@ from pykeen.stoppers import EarlyStopper
 from pykeen.stoppers.early_stopping import EarlyStoppingLogic
 from pykeen.utils import fix_dataclass_init_docs
 
+from ..resolvers import register_if_made
+
 __all__ = ["SelectingEarlyStopper"]
 
 logger = logging.getLogger(__name__)
@@ -278,13 +280,5 @@ def _recipe_of(model: Any) -> Any:
     return recipe if isinstance(recipe, KGCRecipe) else None
 
 
-def _register_when_first() -> None:
-    """When this module is what imported PyKEEN's stoppers, the plugin's registration found it half-imported."""
-    import sys
-
-    stopper_resolver = getattr(sys.modules.get("pykeen.stoppers"), "stopper_resolver", None)
-    if stopper_resolver is not None and stopper_resolver.normalize_cls(SelectingEarlyStopper) not in stopper_resolver.lookup_dict:
-        stopper_resolver.register(SelectingEarlyStopper)
-
-
-_register_when_first()
+# imported first, this module was half-imported when the plugin's registration ran
+register_if_made("pykeen.stoppers", "stopper_resolver", SelectingEarlyStopper)

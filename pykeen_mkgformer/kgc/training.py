@@ -34,6 +34,8 @@ from typing import Any, Sequence
 import torch
 from pykeen.training.callbacks import TrainingCallback
 
+from ..resolvers import register_if_made
+
 __all__ = ["LinearWarmupTrainingCallback", "DecoupledWeightDecayTrainingCallback", "linear_warmup_factor"]
 
 
@@ -139,16 +141,7 @@ class DecoupledWeightDecayTrainingCallback(TrainingCallback):
                 parameter.mul_(1.0 - rates[id(parameter)] * self.weight_decay)
 
 
-def _register_when_first() -> None:
-    """When this module is what imported PyKEEN's callbacks, the plugin's registration found it half-imported."""
-    import sys
-
-    callback_resolver = getattr(sys.modules.get("pykeen.training.callbacks"), "callback_resolver", None)
-    if callback_resolver is None:  # being made: pykeen_mkgformer.registration registers the callbacks
-        return
-    for callback in (LinearWarmupTrainingCallback, DecoupledWeightDecayTrainingCallback):
-        if callback_resolver.normalize_cls(callback) not in callback_resolver.lookup_dict:
-            callback_resolver.register(callback)
-
-
-_register_when_first()
+# imported first, this module was half-imported when the plugin's registration ran
+register_if_made(
+    "pykeen.training.callbacks", "callback_resolver", LinearWarmupTrainingCallback, DecoupledWeightDecayTrainingCallback
+)

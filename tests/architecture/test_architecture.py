@@ -24,6 +24,7 @@ LAYER = {
     # process-wide runtime settings (threads, terminal): import nothing of the package, usable by every layer
     "threads": -1,
     "terminal": -1,
+    "resolvers": -1,
     "data": 0,
     "encoder": 1,
     "kgc": 2,
@@ -47,8 +48,8 @@ ALLOWED_EDGES: set[tuple[str, str]] = set()
 #: known imports of another package's private names (same owners as above)
 ALLOWED_PRIVATE: set[tuple[str, str, str]] = set()
 
-#: the one shim (see pykeen_mkgformer/_pykeen_shim.py and tests/architecture/test_registration_shim.py), and the one
-#: write left to remove: PyKEEN 1.11 tells a training callback nothing about the batches per epoch
+#: the one shim (see pykeen_mkgformer/_pykeen_shim.py and tests/architecture/test_registration_shim.py), and Python's
+#: documented hook for formatting warnings
 ALLOWED_WRITES = {
     ("pykeen_mkgformer._pykeen_shim", "ClassResolver.from_subclasses"),
     # not a patch: Python documents warnings.showwarning as the function to replace to format warnings
