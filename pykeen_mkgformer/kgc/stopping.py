@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +42,7 @@ from pykeen.stoppers import EarlyStopper
 from pykeen.stoppers.early_stopping import EarlyStoppingLogic
 from pykeen.utils import fix_dataclass_init_docs
 
+from ..data.atomic import atomic_write
 from ..resolvers import register_if_made
 
 __all__ = ["SelectingEarlyStopper"]
@@ -211,10 +211,8 @@ class SelectingEarlyStopper(EarlyStopper):
 
     def _save(self) -> None:
         assert self.best_model_path is not None
-        self.best_model_path.parent.mkdir(parents=True, exist_ok=True)
-        partial = self.best_model_path.with_name(self.best_model_path.name + ".partial")
-        torch.save(self.model.state_dict(), partial)
-        os.replace(partial, self.best_model_path)
+        with atomic_write(self.best_model_path, "wb") as file:
+            torch.save(self.model.state_dict(), file)
 
     def _restore(self, epoch: int, *, reason: str, always: bool = False) -> None:
         """Put the kept state back when training stopped early, or (``"always"``) at its last epoch."""
