@@ -30,14 +30,14 @@ import json
 import logging
 import os
 import pathlib
-import tempfile
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save as serialize_tensors
 from tqdm.auto import tqdm
 
+from ..data.atomic import atomic_write, write_text
 from ..data.decoding import file_digest, load_rgb
 from ..data.errors import DataError, ImageError
 
@@ -88,10 +88,10 @@ class EntityFeatures:
         folder.mkdir(parents=True, exist_ok=True)
         if self.visual is not None:
             count = self.visual_count if self.visual_count is not None else torch.ones(len(self.visual), dtype=torch.long)
-            _atomic(folder / "visual.safetensors", lambda p: save_file({"features": self.visual.contiguous(), "count": count}, p))
+            _save_tensors(folder / "visual.safetensors", {"features": self.visual.contiguous(), "count": count})
         if self.textual is not None:
-            _atomic(folder / "textual.safetensors", lambda p: save_file({"features": self.textual.contiguous()}, p))
-        _atomic(folder / "features.json", lambda p: pathlib.Path(p).write_text(json.dumps(self.metadata, indent=2)))
+            _save_tensors(folder / "textual.safetensors", {"features": self.textual.contiguous()})
+        write_text(folder / "features.json", json.dumps(self.metadata, indent=2))
         return folder
 
     @classmethod
@@ -275,15 +275,10 @@ def _encoder_key(role: str, spec: str, path: str | os.PathLike) -> str:
 # the content-keyed cache -------------------------------------------------------------------------
 
 
-def _atomic(path: pathlib.Path, write: Callable[[str], None]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+def _save_tensors(path: pathlib.Path, tensors: dict[str, torch.Tensor]) -> None:
+    """A safetensors file, written atomically."""
+    with atomic_write(path, "wb") as file:
+        file.write(serialize_tensors(tensors))
 
 
 class _VectorCache:
@@ -309,7 +304,7 @@ class _VectorCache:
         self.folder.mkdir(parents=True, exist_ok=True)
         name = f"shard-{len(list(self.folder.glob('shard-*.safetensors'))):06d}.safetensors"
         pending = dict(self.pending)
-        _atomic(self.folder / name, lambda p: save_file(pending, p))
+        _save_tensors(self.folder / name, pending)
         self.pending.clear()
 
 
